@@ -1,0 +1,15 @@
+# The README's two commands: `make demo` and `make test`.
+PY := .venv/bin/python
+
+.PHONY: demo test bench setup
+demo:
+	bash scripts/setup.sh demo
+	.venv/bin/hallmon demo
+
+test:
+	bash scripts/setup.sh test
+	bash scripts/test.sh
+
+bench:
+	bash scripts/setup.sh test
+	$(PY) -m bench.metrics && $(PY) -m bench.scheduler --duration 60 && $(PY) -m bench.probe_cost

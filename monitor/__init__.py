@@ -1,0 +1,1 @@
+"""hallmon: monitoring and alerting for service halls and ports."""

@@ -1,0 +1,237 @@
+"""Config: YAML read once through the line-tracking loader and validated into frozen,
+typed objects. Nothing reads raw YAML after ``load_config`` returns.
+
+Every problem found is reported at once, each as ``file:line: key.path: message``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
+
+from probes import PROBES
+
+from .errors import ConfigError, ConfigIssue
+from .target import HostPort, Model, Name, Target, TargetSpec, parse_duration
+from .yamlload import load_file, locate
+
+__all__ = ["Config", "Secret", "SecretEnv", "SecretFile", "load_config", "validate_config",
+           "parse_duration"]
+
+
+def _timezone(value: Any) -> str:
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("expected an IANA time zone like Asia/Shanghai") from None
+    return str(value)
+
+
+TimeZone = Annotated[str, BeforeValidator(_timezone)]
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A token or key read from the environment or a file. Its repr never shows it."""
+
+    value: str = field(repr=False)
+    source: str
+
+    def __repr__(self) -> str:
+        return f"Secret({self.source})"
+
+    __str__ = __repr__
+
+
+def _secret_env(name: Any) -> Secret:
+    if not isinstance(name, str) or not name:
+        raise ValueError("expected the name of an environment variable")
+    value = os.environ.get(name)
+    if not value:
+        raise ValueError(f"environment variable {name} is not set")
+    return Secret(value, f"env:{name}")
+
+
+def _secret_file(path: Any) -> Secret:
+    try:
+        value = Path(str(path)).read_text(encoding="utf-8").strip()
+    except OSError as err:
+        raise ValueError(f"cannot read secret file: {err.strerror}") from None
+    if not value:
+        raise ValueError("secret file is empty")
+    return Secret(value, f"file:{path}")
+
+
+SecretEnv = Annotated[Secret, BeforeValidator(_secret_env)]
+SecretFile = Annotated[Secret, BeforeValidator(_secret_file)]
+
+TargetUnion = Annotated[Union[tuple(p.spec for p in PROBES.values())],  # noqa: UP007
+                        Field(discriminator="kind")]
+
+
+class ServiceConfig(Model):
+    listen: HostPort = "127.0.0.1:9108"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    timezone: TimeZone = "Asia/Shanghai"
+    max_concurrent_checks: int = Field(1000, ge=1, le=100_000)
+    public_url: str | None = None  # base of links in pages; default http://<listen>
+    log_format: Literal["auto", "console", "json"] = "auto"
+
+    @model_validator(mode="after")
+    def _redis(self) -> "ServiceConfig":
+        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("redis_url: expected redis://host:port/db")
+        return self
+
+
+class Site(Model):
+    id: Name
+    name: str
+    timezone: TimeZone | None = None  # default: service.timezone
+    uplinks: tuple[str, ...] = ()  # names of this site's uplink targets
+    targets: tuple[TargetUnion, ...] = ()
+
+
+class Unit(Model):
+    id: Name
+    name: str
+    head_office: bool = False
+    plan: str | None = None  # overrides the organisation's plan for this unit
+    sites: tuple[Site, ...] = Field(min_length=1)
+
+
+class Organisation(Model):
+    name: str
+    units: tuple[Unit, ...] = Field(min_length=1)
+
+
+class Config(Model):
+    service: ServiceConfig = ServiceConfig()
+    plan: str = "default"
+    organisation: Organisation
+    api: Any = None  # the router issue gives this its model
+    paging: Any = None  # the paging issue gives this its model
+    source: str = Field("<memory>", exclude=True)
+
+    @cached_property
+    def targets(self) -> tuple[Target, ...]:
+        return tuple(
+            Target(spec=spec, site=site.id, unit=unit.id,
+                   system=spec.system or PROBES[spec.kind].system)
+            for unit in self.organisation.units
+            for site in unit.sites
+            for spec in site.targets)
+
+    @cached_property
+    def sites(self) -> dict[str, tuple[Unit, Site]]:
+        return {s.id: (u, s) for u in self.organisation.units for s in u.sites}
+
+    def site_timezone(self, site_id: str) -> ZoneInfo:
+        site = self.sites.get(site_id)
+        return ZoneInfo(site[1].timezone if site and site[1].timezone else self.service.timezone)
+
+
+def _got(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return ""
+    return f", got {json.dumps(value, ensure_ascii=False) if isinstance(value, str) else value}"
+
+
+def _issue(err: dict, data: Any, file: str) -> ConfigIssue:
+    path, line = locate(data, err["loc"])
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        msg = "unknown key (a typo?)"
+    elif kind == "too_short":
+        msg = f"expected at least {err['ctx']['min_length']} item(s)"
+    elif kind == "missing":
+        msg = "required key missing"
+    elif kind == "union_tag_invalid":
+        path += ".kind"
+        msg = f"unknown target kind {err['ctx']['tag']!r}; known kinds: {', '.join(PROBES)}"
+    elif kind == "union_tag_not_found":
+        path += ".kind"
+        msg = f"required key missing; one of: {', '.join(PROBES)}"
+    else:
+        msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ") + _got(err.get("input"))
+    return ConfigIssue(file, line, path, msg)
+
+
+def _duplicates(data: Any, file: str) -> list[ConfigIssue]:
+    """Ids that must be unique across the whole file, checked on the raw tree so that
+    they are reported together with every schema error."""
+    issues: list[ConfigIssue] = []
+    seen: dict[str, dict[str, str]] = {"unit": {}, "site": {}, "target": {}}
+
+    def note(what: str, value: Any, loc: tuple) -> None:
+        if not isinstance(value, str):
+            return
+        path, line = locate(data, loc)
+        if value in seen[what]:
+            issues.append(ConfigIssue(file, line, path, f"duplicate {what} id {value!r} (first at {seen[what][value]})"))
+        else:
+            seen[what][value] = path
+
+    def items(node: Any, key: str) -> list:
+        value = node.get(key) if isinstance(node, dict) else None
+        return list(enumerate(value)) if isinstance(value, list) else []
+
+    org = data.get("organisation") if isinstance(data, dict) else None
+    for ui, unit in items(org, "units"):
+        base = ("organisation", "units", ui)
+        note("unit", unit.get("id") if isinstance(unit, dict) else None, (*base, "id"))
+        for si, site in items(unit, "sites"):
+            note("site", site.get("id") if isinstance(site, dict) else None, (*base, "sites", si, "id"))
+            names = set()
+            for ti, target in items(site, "targets"):
+                name = target.get("name") if isinstance(target, dict) else None
+                names.add(name)
+                note("target", name, (*base, "sites", si, "targets", ti, "name"))
+            for li, uplink in items(site, "uplinks"):
+                if uplink not in names:
+                    path, line = locate(data, (*base, "sites", si, "uplinks", li))
+                    issues.append(ConfigIssue(file, line, path, f"uplink {uplink!r} is not a target of this site"))
+    return issues
+
+
+def _timeouts(cfg: Config, data: Any, file: str) -> list[ConfigIssue]:
+    issues = []
+    for ui, unit in enumerate(cfg.organisation.units):
+        for si, site in enumerate(unit.sites):
+            for ti, spec in enumerate(site.targets):
+                if spec.timeout > spec.interval:
+                    path, line = locate(data, ("organisation", "units", ui, "sites", si, "targets", ti, "timeout"))
+                    issues.append(ConfigIssue(file, line, path,
+                                              f"timeout {spec.timeout:g}s is longer than interval {spec.interval:g}s"))
+    return issues
+
+
+def validate_config(data: Any, file: str) -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigIssue(file, getattr(data, "line", 1), "", "expected a mapping at the top level")])
+    issues: list[ConfigIssue] = []
+    cfg = None
+    try:
+        cfg = Config.model_validate({**data, "source": file})
+    except ValidationError as err:
+        errors = err.errors(include_url=False)
+        # a list whose items failed is also "too short" after validation: say it once
+        nested = [e["loc"] for e in errors if e["type"] != "too_short"]
+        issues += [_issue(e, data, file) for e in errors
+                   if e["type"] != "too_short" or not any(loc[:len(e["loc"])] == e["loc"] for loc in nested)]
+    issues += _duplicates(data, file)
+    if cfg is not None:
+        issues += _timeouts(cfg, data, file)
+    if issues:
+        raise ConfigError(sorted(issues, key=lambda i: (i.line or 0, i.path)))
+    return cfg
+
+
+def load_config(path: str | Path) -> Config:
+    return validate_config(load_file(path), str(path))

@@ -1,0 +1,71 @@
+"""The errors hallmon raises, translated from library errors at the boundary.
+
+    HallmonError
+    ├── ConfigError            config or plan invalid; carries every ConfigIssue found
+    ├── ProbeError             one check of one target failed (probes never leak library errors)
+    │   ├── ProbeTimeout       no answer within the target's timeout (connect or read)
+    │   ├── ProbeConnectError  refused, unreachable, reset, DNS failure of the target's host
+    │   └── ProtocolError      the peer answered, but not in its protocol (garbage, too long)
+    │       └── PeerError      the peer answered in protocol with an error (NUT ERR, DE 39)
+    └── StoreError             Redis unreachable or answered unexpectedly
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class HallmonError(Exception):
+    """Base of every error hallmon raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One problem in a config or plan file, located by file, line and key path."""
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ConfigError(HallmonError):
+    def __init__(self, issues: list[ConfigIssue]):
+        self.issues = list(issues)
+        super().__init__("\n".join(str(i) for i in self.issues))
+
+
+class ProbeError(HallmonError):
+    """A check failed. ``str(err)`` is what goes into the reading's ``error``."""
+
+    def __init__(self, target: str, message: str):
+        self.target = target
+        self.message = message
+        super().__init__(message)
+
+
+class ProbeTimeout(ProbeError):
+    pass
+
+
+class ProbeConnectError(ProbeError):
+    pass
+
+
+class ProtocolError(ProbeError):
+    pass
+
+
+class PeerError(ProtocolError):
+    """The peer reported an error in its own protocol; ``code`` is its code (e.g. DATA-STALE, 91)."""
+
+    def __init__(self, target: str, message: str, code: str):
+        self.code = code
+        super().__init__(target, message)
+
+
+class StoreError(HallmonError):
+    pass

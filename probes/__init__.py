@@ -1,0 +1,13 @@
+"""Probe kinds: the one explicit mapping from a target's ``kind`` to its probe class."""
+from __future__ import annotations
+
+from .base import Probe, ProbeContext
+from .http import HttpProbe
+from .tcp import TcpProbe
+
+PROBES: dict[str, type[Probe]] = {
+    "net.tcp": TcpProbe,
+    "system.http": HttpProbe,
+}
+
+__all__ = ["PROBES", "Probe", "ProbeContext"]

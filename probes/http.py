@@ -1,0 +1,102 @@
+"""system.http: a core business system's (H2000, tax collection) HTTP endpoint.
+
+Status, optional body match, latency, redirects, separate connect and read timeouts.
+By default every check opens a new connection (``Connection: close``), as a person's
+browser would after an outage; ``keepalive: true`` reuses the session's pool.
+"""
+from __future__ import annotations
+
+import re
+import time
+from typing import Literal
+
+import aiohttp
+from pydantic import Field, field_validator
+
+from monitor.errors import ProbeConnectError, ProbeTimeout, ProtocolError
+from monitor.reading import Reading
+from monitor.target import Duration, Target, TargetSpec
+
+from .base import Probe
+
+_MAX_BODY = 1 << 20  # body match reads at most 1 MiB
+
+
+class HttpSpec(TargetSpec):
+    kind: Literal["system.http"]
+    url: str
+    method: Literal["GET", "HEAD", "POST"] = "GET"
+    expect_status: tuple[int, ...] = (200, 201, 202, 203, 204)
+    body_match: str | None = None  # a regular expression the body must match
+    follow_redirects: bool = True
+    max_redirects: int = Field(5, ge=0, le=20)
+    connect_timeout: Duration | None = None  # default: the target's timeout
+    read_timeout: Duration | None = None
+    slow_after: Duration | None = None  # latency over this → system.slow
+    keepalive: bool = False
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError("expected an http:// or https:// URL")
+        return v
+
+    @field_validator("body_match")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as err:
+                raise ValueError(f"not a valid regular expression: {err}") from None
+        return v
+
+
+class HttpProbe(Probe):
+    spec = HttpSpec
+    system = "core"
+    faults = ("system.down", "system.slow")
+    down_fault = "system.down"
+
+    async def check(self, target: Target) -> Reading:
+        spec: HttpSpec = target.spec
+        timeout = aiohttp.ClientTimeout(total=spec.timeout,
+                                        sock_connect=spec.connect_timeout or spec.timeout,
+                                        sock_read=spec.read_timeout or spec.timeout)
+        headers = dict(spec.headers)
+        if not spec.keepalive:
+            headers["Connection"] = "close"
+        at, t0 = time.time(), time.perf_counter()
+        try:
+            async with self.ctx.session.request(
+                    spec.method, spec.url, headers=headers, timeout=timeout,
+                    allow_redirects=spec.follow_redirects, max_redirects=spec.max_redirects) as resp:
+                status = resp.status
+                body = await resp.content.read(_MAX_BODY) if spec.body_match else b""
+        except aiohttp.ServerTimeoutError as err:
+            raise ProbeTimeout(target.name, f"{spec.url}: {err or 'timed out'}") from err
+        except aiohttp.TooManyRedirects as err:
+            raise ProtocolError(target.name, f"{spec.url}: more than {spec.max_redirects} redirects") from err
+        except (aiohttp.ClientConnectionError, OSError) as err:
+            raise ProbeConnectError(target.name, f"{spec.url}: {err}") from err
+        except aiohttp.ClientResponseError as err:
+            raise ProtocolError(target.name, f"{spec.url}: {err.message}") from err
+        except aiohttp.ClientError as err:
+            raise ProtocolError(target.name, f"{spec.url}: {err}") from err
+        elapsed = time.perf_counter() - t0
+        detail = {"status": status}
+        values = {"hallmon_http_status_code": float(status), "hallmon_http_duration_seconds": elapsed}
+        error = None
+        faults: set[str] = set()
+        if status not in spec.expect_status:
+            error = f"HTTP {status}, expected {', '.join(map(str, spec.expect_status))}"
+        elif spec.body_match and not re.search(spec.body_match, body.decode("utf-8", "replace")):
+            error = f"body does not match {spec.body_match!r}"
+        if error:
+            faults.add("system.down")
+        elif spec.slow_after is not None and elapsed > spec.slow_after:
+            faults.add("system.slow")
+        return Reading(target=target.name, at=at, ok=error is None, duration=elapsed,
+                       faults=frozenset(faults), values=values, detail=detail, error=error)

@@ -1,0 +1,117 @@
+"""Shared fixtures: a private redis-server per test session (never the machine's
+6379), config files written to tmp_path, and the service run as a real process."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from simulators.redisproc import RedisServer, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+HALLMON = [sys.executable, "-m", "monitor.cli"]
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    """A clean database on the session's private redis-server."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+def write_config(path: Path, body: str, redis_url: str = "redis://127.0.0.1:1/0",
+                 listen: str | None = None) -> Path:
+    """A config file: ``body`` is the organisation section (and anything after it)."""
+    listen = listen or f"127.0.0.1:{free_port()}"
+    text = (f'service: {{listen: "{listen}", redis_url: "{redis_url}", timezone: Asia/Shanghai}}\n'
+            + textwrap.dedent(body))
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+class ServiceProcess:
+    """``hallmon run`` as a child process, with its log captured."""
+
+    def __init__(self, config: Path, *extra: str, env: dict | None = None):
+        self.config = config
+        self.log_path = config.with_suffix(".log")
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([*HALLMON, "--log-format", "json", "run", "-c", str(config), *extra],
+                                     stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT,
+                                     env={**os.environ, **(env or {})})
+        self.base = None
+
+    def wait_listening(self, timeout: float = 15) -> str:
+        import json
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.log_path.read_text().splitlines():
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    continue
+                if ev.get("event") == "listening":
+                    self.base = f"http://{ev['address']}"
+                    return self.base
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hallmon exited {self.proc.returncode}:\n{self.log_path.read_text()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"hallmon did not start:\n{self.log_path.read_text()}")
+
+    def events(self) -> list[dict]:
+        import json
+
+        out = []
+        for line in self.log_path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+        return out
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def service(tmp_path):
+    """Start ``hallmon run`` on a config; stopped at the end of the test."""
+    started: list[ServiceProcess] = []
+
+    def start(config: Path, *extra: str, env: dict | None = None) -> ServiceProcess:
+        svc = ServiceProcess(config, *extra, env=env)
+        started.append(svc)
+        svc.wait_listening()
+        return svc
+
+    yield start
+    for svc in started:
+        svc.stop()
