@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BeforeValidator, Field, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
 
 from probes import PROBES
 
@@ -83,11 +83,12 @@ class ServiceConfig(Model):
     public_url: str | None = None  # base of links in pages; default http://<listen>
     log_format: Literal["auto", "console", "json"] = "auto"
 
-    @model_validator(mode="after")
-    def _redis(self) -> "ServiceConfig":
-        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("redis_url: expected redis://host:port/db")
-        return self
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, v: str) -> str:
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected a URL like redis://127.0.0.1:6379/0")
+        return v
 
 
 class Site(Model):
@@ -163,9 +164,18 @@ def _issue(err: dict, data: Any, file: str) -> ConfigIssue:
     return ConfigIssue(file, line, path, msg)
 
 
-def _duplicates(data: Any, file: str) -> list[ConfigIssue]:
-    """Ids that must be unique across the whole file, checked on the raw tree so that
-    they are reported together with every schema error."""
+def _seconds(node: Any, key: str, default: float) -> float | None:
+    if not isinstance(node, dict) or key not in node:
+        return default
+    try:
+        return parse_duration(node[key])
+    except ValueError:
+        return None  # reported by the schema
+
+
+def _cross_checks(data: Any, file: str) -> list[ConfigIssue]:
+    """Rules across keys (unique ids, uplinks, timeout within interval), checked on the
+    raw tree so that they are reported together with every schema error."""
     issues: list[ConfigIssue] = []
     seen: dict[str, dict[str, str]] = {"unit": {}, "site": {}, "target": {}}
 
@@ -193,22 +203,16 @@ def _duplicates(data: Any, file: str) -> list[ConfigIssue]:
                 name = target.get("name") if isinstance(target, dict) else None
                 names.add(name)
                 note("target", name, (*base, "sites", si, "targets", ti, "name"))
+                timeout = _seconds(target, "timeout", 5.0)
+                interval = _seconds(target, "interval", 10.0)
+                if timeout is not None and interval is not None and timeout > interval:
+                    path, line = locate(data, (*base, "sites", si, "targets", ti, "timeout"))
+                    issues.append(ConfigIssue(file, line, path,
+                                              f"timeout {timeout:g}s is longer than interval {interval:g}s"))
             for li, uplink in items(site, "uplinks"):
                 if uplink not in names:
                     path, line = locate(data, (*base, "sites", si, "uplinks", li))
                     issues.append(ConfigIssue(file, line, path, f"uplink {uplink!r} is not a target of this site"))
-    return issues
-
-
-def _timeouts(cfg: Config, data: Any, file: str) -> list[ConfigIssue]:
-    issues = []
-    for ui, unit in enumerate(cfg.organisation.units):
-        for si, site in enumerate(unit.sites):
-            for ti, spec in enumerate(site.targets):
-                if spec.timeout > spec.interval:
-                    path, line = locate(data, ("organisation", "units", ui, "sites", si, "targets", ti, "timeout"))
-                    issues.append(ConfigIssue(file, line, path,
-                                              f"timeout {spec.timeout:g}s is longer than interval {spec.interval:g}s"))
     return issues
 
 
@@ -225,9 +229,7 @@ def validate_config(data: Any, file: str) -> Config:
         nested = [e["loc"] for e in errors if e["type"] != "too_short"]
         issues += [_issue(e, data, file) for e in errors
                    if e["type"] != "too_short" or not any(loc[:len(e["loc"])] == e["loc"] for loc in nested)]
-    issues += _duplicates(data, file)
-    if cfg is not None:
-        issues += _timeouts(cfg, data, file)
+    issues += _cross_checks(data, file)
     if issues:
         raise ConfigError(sorted(issues, key=lambda i: (i.line or 0, i.path)))
     return cfg

@@ -29,7 +29,7 @@ class HttpSpec(TargetSpec):
     expect_status: tuple[int, ...] = (200, 201, 202, 203, 204)
     body_match: str | None = None  # a regular expression the body must match
     follow_redirects: bool = True
-    max_redirects: int = Field(5, ge=0, le=20)
+    max_redirects: int = Field(5, ge=1, le=20)  # follow_redirects: false for none
     connect_timeout: Duration | None = None  # default: the target's timeout
     read_timeout: Duration | None = None
     slow_after: Duration | None = None  # latency over this → system.slow

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Literal
 
@@ -31,7 +32,8 @@ class TcpProbe(Probe):
         try:
             _, writer = await asyncio.open_connection(host, port)
         except OSError as err:
-            raise ProbeConnectError(target.name, f"connect {spec.address}: {err.strerror or err}") from err
+            reason = os.strerror(err.errno) if err.errno else str(err)
+            raise ProbeConnectError(target.name, f"connect {spec.address}: {reason}") from err
         connect = time.perf_counter() - t0
         writer.transport.abort()  # no FIN handshake to wait for: the probe is the connect
         faults = frozenset()
