@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import ipaddress
 import os
+import socket
+import struct
 import time
 from typing import Literal
 
@@ -11,6 +15,31 @@ from monitor.reading import Reading
 from monitor.target import Duration, HostPort, Target, TargetSpec, split_hostport
 
 from .base import Probe
+
+
+_LINGER_RST = struct.pack("ii", 1, 0)
+
+
+@functools.lru_cache(maxsize=65536)
+def _literal(host: str, port: int) -> tuple[int, tuple] | None:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return (socket.AF_INET6, (host, port)) if ip.version == 6 else (socket.AF_INET, (host, port))
+
+
+async def _resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> tuple[int, tuple]:
+    """An IP literal needs no lookup; a name is resolved on every check (DNS is part
+    of what a person's client would go through)."""
+    literal = _literal(host, port)
+    if literal is not None:
+        return literal
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    if not infos:
+        raise OSError(f"cannot resolve {host}")
+    family, _, _, _, addr = infos[0]
+    return family, addr
 
 
 class TcpSpec(TargetSpec):
@@ -28,14 +57,23 @@ class TcpProbe(Probe):
     async def check(self, target: Target) -> Reading:
         spec: TcpSpec = target.spec
         host, port = split_hostport(spec.address)
+        loop = asyncio.get_running_loop()
         at, t0 = time.time(), time.perf_counter()
+        sock = None
         try:
-            _, writer = await asyncio.open_connection(host, port)
+            family, addr = await _resolve(loop, host, port)
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            # close with RST: no FIN handshake to wait for and no TIME_WAIT pile-up
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+            await loop.sock_connect(sock, addr)
         except OSError as err:
             reason = os.strerror(err.errno) if err.errno else str(err)
             raise ProbeConnectError(target.name, f"connect {spec.address}: {reason}") from err
+        finally:
+            if sock is not None:
+                sock.close()
         connect = time.perf_counter() - t0
-        writer.transport.abort()  # no FIN handshake to wait for: the probe is the connect
         faults = frozenset()
         if spec.latency_warn is not None and connect > spec.latency_warn:
             faults = frozenset({"network.latency"})
