@@ -8,17 +8,18 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 
 from probes import PROBES
 
 from .errors import ConfigError, ConfigIssue
-from .target import HostPort, Model, Name, Target, TargetSpec, parse_duration
+from .target import Duration, HostPort, Model, Name, Target, TargetSpec, parse_duration
 from .yamlload import load_file, locate
 
 __all__ = ["Config", "Secret", "SecretEnv", "SecretFile", "load_config", "validate_config",
@@ -91,11 +92,39 @@ class ServiceConfig(Model):
         return v
 
 
+def _aware(value: Any) -> datetime:
+    try:
+        dt = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError("expected a time like 2026-12-01T08:30+08:00") from None
+    if dt.tzinfo is None:
+        raise ValueError("expected a time with its offset, like 2026-12-01T08:30+08:00")
+    return dt
+
+
+AwareTime = Annotated[datetime, BeforeValidator(_aware)]
+
+
+class Window(Model):
+    """A planned outage (Putian art. 3): incidents are recorded and marked, not paged."""
+
+    from_: AwareTime = Field(alias="from")
+    to: AwareTime
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _order(self) -> "Window":
+        if self.to <= self.from_:
+            raise ValueError("to: must be after from")
+        return self
+
+
 class Site(Model):
     id: Name
     name: str
     timezone: TimeZone | None = None  # default: service.timezone
     uplinks: tuple[str, ...] = ()  # names of this site's uplink targets
+    maintenance: tuple[Window, ...] = ()
     targets: tuple[TargetUnion, ...] = ()
 
 
@@ -112,11 +141,49 @@ class Organisation(Model):
     units: tuple[Unit, ...] = Field(min_length=1)
 
 
+Scope = Literal["alerts:write", "incidents:read", "incidents:write"]
+
+
+class ApiToken(Model):
+    name: str
+    secret_env: SecretEnv | None = None
+    secret_file: SecretFile | None = None
+    scopes: tuple[Scope, ...] = Field(min_length=1)
+    units: tuple[str, ...] = ()  # empty: every unit
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> "ApiToken":
+        if (self.secret_env is None) == (self.secret_file is None):
+            raise ValueError("give exactly one of secret_env, secret_file")
+        return self
+
+    @property
+    def secret(self) -> Secret:
+        return self.secret_env or self.secret_file
+
+
+class ApiConfig(Model):
+    tokens: tuple[ApiToken, ...] = ()
+    link_secret_env: SecretEnv | None = None  # signs ack links; shared by replicas
+    link_secret_file: SecretFile | None = None
+    link_ttl: Duration = 24 * 3600.0
+    max_body_bytes: int = Field(10 << 20, ge=1024)
+
+
+class CalendarConfig(Model):
+    """Holidays and make-up working days the calendar library does not know yet."""
+
+    holidays: tuple[date, ...] = ()
+    workdays: tuple[date, ...] = ()
+    years: tuple[int, ...] = ()  # years fully described here (no fallback)
+
+
 class Config(Model):
     service: ServiceConfig = ServiceConfig()
     plan: str = "default"
     organisation: Organisation
-    api: Any = None  # the router issue gives this its model
+    api: ApiConfig = ApiConfig()
+    calendar: CalendarConfig = CalendarConfig()
     paging: Any = None  # the paging issue gives this its model
     source: str = Field("<memory>", exclude=True)
 
@@ -142,6 +209,15 @@ def _got(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return ""
     return f", got {json.dumps(value, ensure_ascii=False) if isinstance(value, str) else value}"
+
+
+def schema_issues(err: ValidationError, data: Any, file: str) -> list[ConfigIssue]:
+    """Pydantic's errors as located issues; a list whose items failed is not also
+    reported as too short."""
+    errors = err.errors(include_url=False)
+    nested = [e["loc"] for e in errors if e["type"] != "too_short"]
+    return [_issue(e, data, file) for e in errors
+            if e["type"] != "too_short" or not any(loc[:len(e["loc"])] == e["loc"] for loc in nested)]
 
 
 def _issue(err: dict, data: Any, file: str) -> ConfigIssue:
@@ -216,6 +292,28 @@ def _cross_checks(data: Any, file: str) -> list[ConfigIssue]:
     return issues
 
 
+def _references(cfg: Config, data: Any, file: str) -> list[ConfigIssue]:
+    """Plans that exist and validate; token units that exist."""
+    from .plans import load_plan
+
+    issues = []
+    refs = [(("plan",), cfg.plan)] + [(("organisation", "units", i, "plan"), u.plan)
+                                      for i, u in enumerate(cfg.organisation.units) if u.plan]
+    for loc, ref in refs:
+        try:
+            load_plan(ref)
+        except ConfigError as err:
+            path, line = locate(data, loc)
+            issues += [ConfigIssue(file, line, path, str(i)) for i in err.issues]
+    units = {u.id for u in cfg.organisation.units}
+    for ti, token in enumerate(cfg.api.tokens):
+        for ui, unit in enumerate(token.units):
+            if unit not in units:
+                path, line = locate(data, ("api", "tokens", ti, "units", ui))
+                issues.append(ConfigIssue(file, line, path, f"no unit {unit!r}"))
+    return issues
+
+
 def validate_config(data: Any, file: str) -> Config:
     if not isinstance(data, dict):
         raise ConfigError([ConfigIssue(file, getattr(data, "line", 1), "", "expected a mapping at the top level")])
@@ -224,12 +322,10 @@ def validate_config(data: Any, file: str) -> Config:
     try:
         cfg = Config.model_validate({**data, "source": file})
     except ValidationError as err:
-        errors = err.errors(include_url=False)
-        # a list whose items failed is also "too short" after validation: say it once
-        nested = [e["loc"] for e in errors if e["type"] != "too_short"]
-        issues += [_issue(e, data, file) for e in errors
-                   if e["type"] != "too_short" or not any(loc[:len(e["loc"])] == e["loc"] for loc in nested)]
+        issues += schema_issues(err, data, file)
     issues += _cross_checks(data, file)
+    if cfg is not None:
+        issues += _references(cfg, data, file)
     if issues:
         raise ConfigError(sorted(issues, key=lambda i: (i.line or 0, i.path)))
     return cfg
