@@ -69,8 +69,8 @@ async def errors_middleware(request: web.Request, handler):
 async def body(request: web.Request) -> Any:
     try:
         raw = await request.read()
-    except web.HTTPRequestEntityTooLarge as err:
-        raise BadInput(f"body: larger than the limit of {err.max_size} bytes") from None
+    except web.HTTPRequestEntityTooLarge:
+        raise BadInput(f"body: larger than the limit of {request.app[keys.RUNTIME].config.api.max_body_bytes} bytes") from None
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:
