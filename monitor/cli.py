@@ -173,7 +173,12 @@ def register_demo(sub: argparse._SubParsersAction) -> None:
     register(sub)
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_core, register_demo]
+def register_incidents(sub: argparse._SubParsersAction) -> None:
+    from .cli_incidents import register
+    register(sub)
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_core, register_demo, register_incidents]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -106,6 +106,7 @@ class Router:
                 doc["id"] = await self.store.next_id(now.astimezone(self._tz(doc)), doc["drill"])
                 change = Change("opened", actor, {"alerts": len(firing)}, events=["opened"])
                 self._merge(doc, {}, items, now, change)
+                doc["maintenance"] = self._in_maintenance(doc["sites"], datetime.fromisoformat(doc["detected_at"]))
                 self._relevel(doc, now, change, opening=True)
                 if await self.store.create(doc, change):
                     log.warning("incident_opened", incident=doc["id"], level=doc["level"], category=doc["category"],
@@ -124,6 +125,14 @@ class Router:
             if doc["status"] != "resolved":
                 return doc["id"]
         raise Conflict(f"could not place alerts of group {group}")
+
+    def _in_maintenance(self, sites: list[str], at: datetime) -> bool:
+        """Every affected site inside an announced maintenance window (Putian art. 3):
+        the incident is recorded and marked; paging holds its pages back."""
+        cfg = self._config()
+        return bool(sites) and all(
+            site in cfg.sites and any(w.from_ <= at < w.to for w in cfg.sites[site][1].maintenance)
+            for site in sites)
 
     def _tz(self, doc: dict):
         return self._config().site_timezone(doc["sites"][0] if doc.get("sites") else "")

@@ -291,3 +291,15 @@ async def test_incident_metrics(client):
     assert 'hallmon_incidents_open{level="1"} 1.0' in text
     assert f'hallmon_clock_due_timestamp_seconds{{clock="phone-report",incident="{body["incidents"][0]}",level="1"}}' in text
     assert 'hallmon_clocks_overdue{level="1"} 0.0' in text
+
+
+async def test_maintenance_window_marks_the_incident(aiohttp_client, tmp_path, redis_url):
+    app = make_app(tmp_path, redis_url, units_edit=lambda text: text.replace(
+        "sites: [{id: u4a, name: 测试四关大厅}]",
+        'sites: [{id: u4a, name: 测试四关大厅, maintenance: [{from: "2026-01-01T00:00:00+08:00", '
+        'to: "2036-01-01T00:00:00+08:00", reason: 计划停电}]}]'))
+    client = await aiohttp_client(app)
+    _, body = await post_alerts(client, [alert("power.on_battery", "u4a", "u4")])
+    assert (await incident(client, body["incidents"][0]))["maintenance"] is True
+    _, body = await post_alerts(client, [alert("queue.down", "u3a", "u3")])  # a site without a window
+    assert (await incident(client, body["incidents"][0]))["maintenance"] is False
