@@ -9,6 +9,7 @@ incident when it opens; a reload never changes an incident in flight.
 """
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
@@ -34,6 +35,9 @@ class Router:
         self._config = config
         self.calendar = calendar or WorkCalendar()
         self._plans: dict[str, Plan] = {}
+        # one writer per group in this process: concurrent requests for one outage queue
+        # here instead of colliding on the incident's WATCH (replicas still use WATCH)
+        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     # ── classification ───────────────────────────────────────────────────────────
     def plan_for_unit(self, unit: str | None) -> Plan:
@@ -90,7 +94,8 @@ class Router:
             groups[c["group"]].append((alert, c))
         touched = []
         for group, items in groups.items():
-            touched.append(await self._ingest_group(group, items, actor))
+            async with self._locks[group]:
+                touched.append(await self._ingest_group(group, items, actor))
         return [t for t in touched if t]
 
     async def _ingest_group(self, group: str, items: list[tuple[Alert, dict]], actor: str) -> str | None:
