@@ -24,7 +24,7 @@ from .endpoints import routes
 from .faults import FaultTracker
 from .incident_metrics import IncidentCollector, refresh_forever
 from .incidents import IncidentStore
-from .metrics import ReadingSeries, ServiceMetrics
+from .metrics import ReadingSeries
 from .router import Router
 from .runtime import Runtime
 from .scheduler import Scheduler

@@ -6,9 +6,7 @@ Every problem found is reported at once, each as ``file:line: key.path: message`
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -19,7 +17,9 @@ from pydantic import BeforeValidator, Field, ValidationError, field_validator, m
 from probes import PROBES
 
 from .errors import ConfigError, ConfigIssue
-from .target import Duration, HostPort, Model, Name, Target, TargetSpec, parse_duration
+from .paging_config import PagingConfig
+from .secret import Secret, SecretEnv, SecretFile
+from .target import AwareTime, Duration, HostPort, Model, Name, Target, parse_duration
 from .yamlload import load_file, locate
 
 __all__ = ["Config", "Secret", "SecretEnv", "SecretFile", "load_config", "validate_config",
@@ -37,40 +37,7 @@ def _timezone(value: Any) -> str:
 TimeZone = Annotated[str, BeforeValidator(_timezone)]
 
 
-@dataclass(frozen=True)
-class Secret:
-    """A token or key read from the environment or a file. Its repr never shows it."""
 
-    value: str = field(repr=False)
-    source: str
-
-    def __repr__(self) -> str:
-        return f"Secret({self.source})"
-
-    __str__ = __repr__
-
-
-def _secret_env(name: Any) -> Secret:
-    if not isinstance(name, str) or not name:
-        raise ValueError("expected the name of an environment variable")
-    value = os.environ.get(name)
-    if not value:
-        raise ValueError(f"environment variable {name} is not set")
-    return Secret(value, f"env:{name}")
-
-
-def _secret_file(path: Any) -> Secret:
-    try:
-        value = Path(str(path)).read_text(encoding="utf-8").strip()
-    except OSError as err:
-        raise ValueError(f"cannot read secret file: {err.strerror}") from None
-    if not value:
-        raise ValueError("secret file is empty")
-    return Secret(value, f"file:{path}")
-
-
-SecretEnv = Annotated[Secret, BeforeValidator(_secret_env)]
-SecretFile = Annotated[Secret, BeforeValidator(_secret_file)]
 
 TargetUnion = Annotated[Union[tuple(p.spec for p in PROBES.values())],  # noqa: UP007
                         Field(discriminator="kind")]
@@ -92,17 +59,7 @@ class ServiceConfig(Model):
         return v
 
 
-def _aware(value: Any) -> datetime:
-    try:
-        dt = datetime.fromisoformat(str(value))
-    except ValueError:
-        raise ValueError("expected a time like 2026-12-01T08:30+08:00") from None
-    if dt.tzinfo is None:
-        raise ValueError("expected a time with its offset, like 2026-12-01T08:30+08:00")
-    return dt
 
-
-AwareTime = Annotated[datetime, BeforeValidator(_aware)]
 
 
 class Window(Model):
@@ -184,7 +141,7 @@ class Config(Model):
     organisation: Organisation
     api: ApiConfig = ApiConfig()
     calendar: CalendarConfig = CalendarConfig()
-    paging: Any = None  # the paging issue gives this its model
+    paging: PagingConfig = PagingConfig()
     source: str = Field("<memory>", exclude=True)
 
     @cached_property
@@ -305,6 +262,9 @@ def _references(cfg: Config, data: Any, file: str) -> list[ConfigIssue]:
         except ConfigError as err:
             path, line = locate(data, loc)
             issues += [ConfigIssue(file, line, path, str(i)) for i in err.issues]
+    for loc, message in cfg.paging.cross_issues():
+        path, line = locate(data, loc)
+        issues.append(ConfigIssue(file, line, path, message))
     units = {u.id for u in cfg.organisation.units}
     for ti, token in enumerate(cfg.api.tokens):
         for ui, unit in enumerate(token.units):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Mapping
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -61,6 +62,17 @@ def _name(value: Any) -> str:
     return value
 
 
+def _aware(value: Any) -> datetime:
+    try:
+        dt = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError("expected a time like 2026-12-01T08:30+08:00") from None
+    if dt.tzinfo is None:
+        raise ValueError("expected a time with its offset, like 2026-12-01T08:30+08:00")
+    return dt
+
+
+AwareTime = Annotated[datetime, BeforeValidator(_aware)]
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 HostPort = Annotated[str, BeforeValidator(parse_hostport)]
 Name = Annotated[str, BeforeValidator(_name)]

@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 
 import pytest
 import redis
-import redis.asyncio as aioredis
 
 from tests.routerkit import TOKENS, alert, auth, make_app, org_config
 

@@ -1,5 +1,4 @@
 """Config validation: every mistake in a file reported at once, as file:line: path."""
-import os
 import subprocess
 import sys
 from pathlib import Path

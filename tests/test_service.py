@@ -155,7 +155,6 @@ def test_bad_shard_is_refused(bad):
 
 
 def test_probe_command_prints_a_table_and_json(tmp_path):
-    import asyncio
 
     server_port = free_port()
     closed = free_port()
