@@ -19,12 +19,15 @@ from . import keys
 from .acklink import AckSigner
 from .api import errors_middleware
 from .api import routes as api_routes
+from .channels import Delivery
 from .checker import Checker
 from .endpoints import routes
 from .faults import FaultTracker
 from .incident_metrics import IncidentCollector, refresh_forever
 from .incidents import IncidentStore
 from .metrics import ReadingSeries
+from .pager import Pager
+from .rosters import Rosters
 from .router import Router
 from .runtime import Runtime
 from .scheduler import Scheduler
@@ -121,12 +124,31 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.REGISTRY].unregister(collector)
 
 
+async def paging_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The pager, when the config has escalation policies."""
+    rt = app[keys.RUNTIME]
+    cfg = rt.config
+    if not cfg.paging.policies:
+        yield
+        return
+    calendar = WorkCalendar(holidays=frozenset(cfg.calendar.holidays), workdays=frozenset(cfg.calendar.workdays),
+                            known_years=frozenset(cfg.calendar.years))
+    delivery = Delivery(cfg.paging, app[keys.SESSION], app[keys.REGISTRY])
+    pager = Pager(app[keys.REDIS], lambda: rt.config, delivery, app[keys.ACK_SIGNER], public_url(rt),
+                  Rosters(cfg.paging, calendar))
+    task = asyncio.create_task(pager.run_forever())
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await delivery.close()
+
+
 def build_app(runtime: Runtime, registry: CollectorRegistry) -> web.Application:
     app = web.Application(client_max_size=runtime.config.api.max_body_bytes, middlewares=[errors_middleware])
     app[keys.RUNTIME] = runtime
     app[keys.REGISTRY] = registry
     app[keys.ALERTS] = asyncio.Queue()
-    app.cleanup_ctx.extend([redis_ctx, session_ctx, checks_ctx, router_ctx])
+    app.cleanup_ctx.extend([redis_ctx, session_ctx, checks_ctx, router_ctx, paging_ctx])
     app.add_routes(routes)
     app.add_routes(api_routes)
     return app

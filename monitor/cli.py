@@ -178,7 +178,13 @@ def register_incidents(sub: argparse._SubParsersAction) -> None:
     register(sub)
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_core, register_demo, register_incidents]
+def register_oncall(sub: argparse._SubParsersAction) -> None:
+    from .cli_oncall import register
+    register(sub)
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_core, register_demo, register_incidents,
+                                                                 register_oncall]
 
 
 def main(argv: list[str] | None = None) -> int:
