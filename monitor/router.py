@@ -352,7 +352,7 @@ class Router:
                            due_at=iso(datetime.fromisoformat(clock["due_at"]) + timedelta(seconds=clock["every_seconds"])))
                 doc["clocks"].append(nxt)
                 clock["id"] = f"{clock['id']}#{clock['seq']}"  # the missed one stays on record
-                change.detail["next_due_at"] = nxt["due_at"]
+                change.detail.update(clock=clock["id"], next_due_at=nxt["due_at"])
             return change
 
         try:
