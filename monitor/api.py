@@ -10,13 +10,13 @@ from __future__ import annotations
 import hmac
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
 from . import keys
-from .endpoints import error
+from .endpoints import error, target_states
 from .incidents import Conflict, NotFound, public
 from .ingest import BadInput, parse_list, parse_webhook
 from .reports import KINDS, render_report
@@ -262,3 +262,24 @@ async def report(request: web.Request) -> web.Response:
 async def openapi(request: web.Request) -> web.Response:
     from .openapi import DOCUMENT
     return web.json_response(DOCUMENT)
+
+
+@routes.get("/api/v1/shift-report")
+async def shift_report(request: web.Request) -> web.Response:
+    """The shift hand-off report (Guizhou part 2) as JSON, or as text with ``format=text``."""
+    from .rosters import Rosters
+    from .shiftreport import build, render
+
+    who = caller(request, "incidents:read")
+    cfg = request.app[keys.RUNTIME].config
+    roster = request.query.get("roster") or (cfg.paging.rosters[0].id if cfg.paging.rosters else None)
+    if roster is None or roster not in {r.id for r in cfg.paging.rosters}:
+        raise BadInput(f"roster: no roster {roster!r}")
+    at = when(dict(request.query), "at") or datetime.now().astimezone()
+    targets = target_states(request.app[keys.RUNTIME])
+    docs = [d for d in await router(request).store.list(since=at - timedelta(days=31)) if who.sees(d)]
+    report = build(Rosters(cfg.paging), roster, at, targets, [public(d) for d in docs])
+    if request.query.get("format") == "text":
+        return web.Response(text=render(report, request.query.get("lang", "zh")), content_type="text/plain",
+                            charset="utf-8")
+    return web.json_response(report)

@@ -21,7 +21,7 @@ from .api import errors_middleware
 from .api import routes as api_routes
 from .channels import Delivery
 from .checker import Checker
-from .endpoints import routes
+from .endpoints import routes, target_states
 from .faults import FaultTracker
 from .incident_metrics import IncidentCollector, refresh_forever
 from .incidents import IncidentStore
@@ -136,7 +136,15 @@ async def paging_ctx(app: web.Application) -> AsyncIterator[None]:
     delivery = Delivery(cfg.paging, app[keys.SESSION], app[keys.REGISTRY])
     pager = Pager(app[keys.REDIS], lambda: rt.config, delivery, app[keys.ACK_SIGNER], public_url(rt),
                   Rosters(cfg.paging, calendar))
-    task = asyncio.create_task(pager.run_forever())
+
+    async def report_for(roster_id: str, at) -> dict:
+        from .incidents import public
+        from .shiftreport import build
+
+        docs = await app[keys.ROUTER].store.list()
+        return build(pager.rosters, roster_id, at, target_states(rt), [public(d) for d in docs])
+
+    task = asyncio.create_task(pager.run_forever(report_for))
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

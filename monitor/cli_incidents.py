@@ -225,6 +225,20 @@ def cmd_drill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_shift_report(args: argparse.Namespace) -> int:
+    q = {k: v for k in ("roster", "at", "lang") if (v := getattr(args, k))}
+    try:
+        if args.json:
+            print(json.dumps(call(args, "GET", "/api/v1/shift-report?" + urllib.parse.urlencode(q)),
+                             ensure_ascii=False, indent=2))
+        else:
+            print(call(args, "GET", "/api/v1/shift-report?" + urllib.parse.urlencode({**q, "format": "text"})), end="")
+    except ApiError as err:
+        print(f"hallmon shift-report: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _client_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", default=os.environ.get("HALLMON_URL", "http://127.0.0.1:9108"))
     p.add_argument("--token", default=os.environ.get("HALLMON_TOKEN"))
@@ -274,6 +288,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resolved-at")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plan_explain, log_level="warning")
+
+    p = sub.add_parser("shift-report", help="the shift hand-off report: devices, the shift's incidents, what is inherited")
+    p.add_argument("--roster")
+    p.add_argument("--at")
+    p.add_argument("--lang", choices=("zh", "en"))
+    _client_args(p)
+    p.set_defaults(func=cmd_shift_report, log_level="warning")
 
     p = sub.add_parser("drill", help="run a fault through the whole chain, marked as a drill")
     p.add_argument("scenario", help=f"{', '.join(SCENARIOS)} or a manual kind (fire, epidemic, public_order…)")

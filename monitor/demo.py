@@ -162,7 +162,7 @@ async def scenario(base: str, token: str, hall: CoreSystem, port: CoreSystem, in
             async with s.post(f"{base}/api/v1/incidents/{inc['id']}/resolve",
                               json={"by": "演示值班长甲", "result": "H2000 恢复，业务正常"}) as r:
                 done = await r.json()
-            print(f"    resolved; clocks now: " + ", ".join(f"{c['id']}={c['status']}" for c in done["clocks"]))
+            print("    resolved; clocks now: " + ", ".join(f"{c['id']}={c['status']}" for c in done["clocks"]))
             say("the phone report draft (Shenzhen 4.3.2, six elements), pre-filled:")
             async with s.get(f"{base}/api/v1/incidents/{inc['id']}/report?kind=phone") as r:
                 print(textwrap.indent(await r.text(), "    "))

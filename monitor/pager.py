@@ -20,7 +20,7 @@ import json
 import os
 import socket
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 import redis.asyncio as aioredis
@@ -210,8 +210,52 @@ class Pager:
                     continue  # left unacknowledged: another consumer takes it over later
                 await self.consumer.ack(entry_id)
 
-    async def run_forever(self) -> None:
-        await asyncio.gather(self.consume(), self.timers.run(self.on_timer))
+    # ── shift hand-off ───────────────────────────────────────────────────────────
+    async def send_handoff(self, roster_id: str, handoff: datetime, report: dict) -> int:
+        """Send the hand-off report to the outgoing and incoming duty chiefs, once each."""
+        from .messages import Message
+        from .shiftreport import render as render_report
+
+        cfg = self._config()
+        people = {p.id: p for p in cfg.paging.people}
+        sent = 0
+        for who in ("outgoing", "incoming"):
+            person = people.get((report.get(who) or {}).get("id", ""))
+            if person is None:
+                continue
+            text = render_report(report, person.lang)
+            msg = Message(kind="shift", title=text.splitlines()[0], text=text, lang=person.lang,
+                          incident={"roster": roster_id, "handoff": handoff.isoformat()})
+            for ch in person.channels:
+                key = f"{P}shift:{roster_id}:{handoff.isoformat()}:{person.id}:{ch}"
+                if await self.r.set(key, "sending", nx=True, ex=KEEP):
+                    outcome = await self.delivery.send(ch, msg, person)
+                    await self.r.set(key, f"sent:{outcome}", ex=KEEP)
+                    sent += 1
+        return sent
+
+    async def handoffs(self, report_for: Callable[[str, datetime], "asyncio.Future[dict]"]) -> None:
+        """At every duty-chief hand-off of every roster, send the shift report."""
+        while True:
+            now = datetime.now(timezone.utc)
+            upcoming = []
+            for roster in self.rosters.rosters.values():
+                shift = self.rosters.shift(roster, roster.layers[0], now)
+                upcoming.append((shift.end, roster.id))
+            if not upcoming:
+                return
+            when, roster_id = min(upcoming)
+            await asyncio.sleep(max(0.0, (when - datetime.now(timezone.utc)).total_seconds()) + 1)
+            try:
+                await self.send_handoff(roster_id, when, await report_for(roster_id, when + timedelta(seconds=1)))
+            except Exception:
+                log.exception("handoff_report_failed", roster=roster_id)
+
+    async def run_forever(self, report_for: Callable | None = None) -> None:
+        tasks = [self.consume(), self.timers.run(self.on_timer)]
+        if report_for is not None:
+            tasks.append(self.handoffs(report_for))
+        await asyncio.gather(*tasks)
 
 
 def public_base(cfg: Config) -> str:
