@@ -221,6 +221,30 @@ class Delivery:
                         for c in paging.channels if c.rate_limit}
         self.sent = Counter("hallmon_pages_sent_total", "Messages handed to a channel, by outcome.",
                             ["channel", "outcome"], registry=registry)
+        self.batch_window = paging.batch_window
+        self._batches: dict[tuple[str, str], list[Message]] = {}
+        self._batch_tasks: set[asyncio.Task] = set()
+
+    async def page(self, channel_id: str, msg: Message, person: Person | None) -> str:
+        """Like ``send``, but with ``batch_window`` set, pages to one person on one
+        channel within the window go out as one message."""
+        if self.batch_window <= 0 or person is None:
+            return await self.send(channel_id, msg, person)
+        key = (channel_id, person.id)
+        if key in self._batches:
+            self._batches[key].append(msg)
+            self.sent.labels(channel_id, "batched").inc()
+            return "batched"
+        self._batches[key] = [msg]
+        task = asyncio.create_task(self._send_batch(key, person))
+        self._batch_tasks.add(task)
+        task.add_done_callback(self._batch_tasks.discard)
+        return "batched"
+
+    async def _send_batch(self, key: tuple[str, str], person: Person) -> None:
+        await asyncio.sleep(self.batch_window)
+        batch = self._batches.pop(key)
+        await self.send(key[0], batch[0] if len(batch) == 1 else digest(batch, person.lang), person)
 
     async def send(self, channel_id: str, msg: Message, person: Person | None, _depth: int = 0) -> str:
         """Deliver; returns the outcome (sent, digested, failed, fallback)."""
@@ -266,6 +290,8 @@ class Delivery:
                 self.sent.labels(channel_id, "failed").inc()
 
     async def close(self) -> None:
+        for task in list(self._batch_tasks):
+            task.cancel()
         for window in self.windows.values():
             if window.flusher and not window.flusher.done():
                 window.flusher.cancel()

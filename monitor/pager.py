@@ -182,7 +182,7 @@ class Pager:
                          ack_url=self.signer.url(self.public_url, inc["id"]) if kind != "resolved" else "",
                          site_names={s: site.name for s, (_, site) in cfg.sites.items()},
                          tz=cfg.site_timezone(inc["sites"][0] if inc.get("sites") else ""))
-            outcome = await self.delivery.send(ch, msg, person)
+            outcome = await self.delivery.page(ch, msg, person)
             await self.r.set(key, f"{'sent' if outcome != 'failed' else 'failed'}:{outcome}", ex=KEEP)
             log.info("page", incident=inc["id"], kind=kind, step=step, person=person_id, channel=ch, outcome=outcome)
             if person_id and person_id not in state["paged"] and kind == "page":

@@ -219,3 +219,18 @@ async def test_a_mark_left_sending_by_a_killed_process_is_resent_and_a_sent_one_
         assert len(robots.received["webhook"]) == 2
         assert (await r.get(key)).startswith("sent")
     await r.aclose()
+
+
+async def test_pages_to_one_person_within_the_batch_window_go_as_one_message(aiohttp_client, tmp_path, redis_url,
+                                                                            robots):
+    extra = hook(robots, wait="1h").replace("\n  policies:", "\n  batch_window: 1s\n  policies:")
+    client = await aiohttp_client(make_app(tmp_path, redis_url, extra=extra))
+    await open_incident(client, "pos.link_down", "u2a", "u2")
+    await open_incident(client, "queue.down", "u3a", "u3")
+    await open_incident(client, "power.on_battery", "u4a", "u4")
+    await wait_for(lambda: robots.received["webhook"], timeout=4)
+    await asyncio.sleep(1.2)
+    [batched] = robots.received["webhook"]
+    assert batched["kind"] == "digest" and "3" in batched["title"]
+    for word in ("POS", "排队叫号", "供电"):
+        assert word in batched["text"]
