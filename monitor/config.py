@@ -158,6 +158,10 @@ class Config(Model):
     def sites(self) -> dict[str, tuple[Unit, Site]]:
         return {s.id: (u, s) for u in self.organisation.units for s in u.sites}
 
+    @cached_property
+    def uplinks(self) -> dict[str, set[str]]:
+        return {s.id: set(s.uplinks) for u in self.organisation.units for s in u.sites if s.uplinks}
+
     def site_timezone(self, site_id: str) -> ZoneInfo:
         site = self.sites.get(site_id)
         return ZoneInfo(site[1].timezone if site and site[1].timezone else self.service.timezone)
