@@ -75,13 +75,26 @@ class _Daemon:
 
 class PrometheusServer(_Daemon):
     """Scrapes ``targets`` as job "hallmon" every ``interval``, evaluates the shipped
-    alertrules/ as often, and sends alerts to ``alertmanager`` if given."""
+    alertrules/ as often, and sends alerts to ``alertmanager`` if given. ``rule_for``
+    replaces every alert's ``for`` (a copy of the rules; the shipped ones hold for
+    minutes, too long for a test)."""
 
-    def __init__(self, targets: list[str], interval: str = "1s", alertmanager: str | None = None) -> None:
+    def __init__(self, targets: list[str], interval: str = "1s", alertmanager: str | None = None,
+                 rule_for: str | None = None) -> None:
         super().__init__()
         cfg = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
         cfg["global"].update(scrape_interval=interval, evaluation_interval=interval)
-        cfg["rule_files"] = [str(p) for p in sorted((ROOT / "alertrules").glob("*.rules.yml"))]
+        cfg["rule_files"] = []
+        for path in sorted((ROOT / "alertrules").glob("*.rules.yml")):
+            if rule_for is not None:
+                rules = yaml.safe_load(path.read_text(encoding="utf-8"))
+                for group in rules["groups"]:
+                    for rule in group["rules"]:
+                        if "alert" in rule:
+                            rule["for"] = rule_for
+                path = self.dir / path.name
+                path.write_text(yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8")
+            cfg["rule_files"].append(str(path))
         jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
         jobs["hallmon"].update(scrape_interval=interval, scrape_timeout=interval,
                                static_configs=[{"targets": targets}])
