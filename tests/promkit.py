@@ -148,8 +148,8 @@ class Hall:
     """The demo's simulated hall and port (UPS over NUT, queue, acquirer, core systems,
     an uplink) watched by ``hallmon run`` as a child process, paging a local inbox."""
 
-    def __init__(self, redis_url: str, tmp: Path) -> None:
-        self.redis_url, self.tmp = redis_url, tmp
+    def __init__(self, redis_url: str, tmp: Path, extra_targets: tuple[str, ...] = ()) -> None:
+        self.redis_url, self.tmp, self.extra_targets = redis_url, tmp, extra_targets
         self.devices, self.inbox = Devices(), PageInbox()
         self.hall, self.port = CoreSystem("H2000"), CoreSystem("H2000-port")
         self.token = "hall-token-0123456789abcdef"
@@ -162,9 +162,14 @@ class Hall:
         self.listener = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
         tcp_port = self.listener.sockets[0].getsockname()[1]
         cfg = self.tmp / "hall.yml"
-        cfg.write_text(demo_config(self.redis_url, f"127.0.0.1:{free_port()}", self.hall.url, self.port.url,
+        text = demo_config(self.redis_url, f"127.0.0.1:{free_port()}", self.hall.url, self.port.url,
                                    tcp_port, self.inbox.url, self.devices.nut.address, self.devices.queue.url,
-                                   self.devices.acquirer.address), encoding="utf-8")
+                                   self.devices.acquirer.address)
+        # more targets at the port (flow mappings, one a line), beside its POS link
+        anchor = next(line for line in text.splitlines() if "name: demo-port-pos" in line)
+        indent = anchor[:len(anchor) - len(anchor.lstrip())]
+        text = text.replace(anchor, "\n".join([anchor, *(indent + "- " + t for t in self.extra_targets)]))
+        cfg.write_text(text, encoding="utf-8")
         env = {"HALLMON_DEMO_TOKEN": self.token, "HALLMON_DEMO_LINK_SECRET": "link-secret-0123456789abcdef0123"}
         self.service = ServiceProcess(cfg, env=env)
         await asyncio.to_thread(self.service.wait_listening)

@@ -11,9 +11,11 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import trustme
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +64,7 @@ def test_every_panel_is_complete():
             assert p["fieldConfig"]["defaults"]["unit"], f"{where}: no unit"
             assert p["datasource"]["uid"] == "${datasource}"
             for t in p["targets"]:
-                device = re.search(r"hallmon_(ups|queue|pos|probe|fault|tcp|http)_", t["expr"])
+                device = re.search(r"hallmon_(ups|queue|pos|probe|fault|tcp|http|tls|net|dns)_", t["expr"])
                 if device and "by (level)" not in t["expr"]:
                     assert '$unit' in t["expr"] and '$site' in t["expr"], f"{where}: not filtered by unit/site"
 
@@ -94,31 +96,53 @@ def test_provisioning_points_at_the_folder_compose_mounts():
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus not installed")
 async def test_every_panel_query_returns_data_from_a_real_prometheus(tmp_path, redis_url):
-    from tests.promkit import Hall, PrometheusServer
+    from tests.promkit import Hall
+    from tests.test_probe_net import DnsServer, tls_server
 
     queries = panel_queries()
-    async with Hall(redis_url, tmp_path) as hall:
+    # the port also has an ICMP-checked gateway, a DNS server and an https system
+    dns_transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: DnsServer({"hall-h2000.example.invalid.": ["10.0.0.8"]}), local_addr=("127.0.0.1", 0))
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    tls_runner, tls_url = await tls_server(ca, datetime.now(timezone.utc) + timedelta(days=90))
+    extra = ('{name: demo-port-gateway, kind: net.icmp, address: 127.0.0.1, interval: 1s, timeout: 1s, '
+             'spacing: 10ms}',
+             f'{{name: demo-port-dns, kind: net.dns, address: "127.0.0.1:{dns_transport.get_extra_info("sockname")[1]}", '
+             'query: hall-h2000.example.invalid, interval: 1s, timeout: 1s}',
+             f'{{name: demo-port-portal, kind: system.http, url: "{tls_url}", ca_file: "{tmp_path / "ca.pem"}", '
+             'interval: 1s, timeout: 1s}')
+    try:
+        await panels_have_data(queries, Hall(redis_url, tmp_path, extra))
+    finally:
+        dns_transport.close()
+        await tls_runner.cleanup()
+
+
+async def panels_have_data(queries: list[tuple[str, str, str]], watched: "Hall") -> None:
+    from tests.promkit import PrometheusServer
+
+    async with watched as hall:
         # mains lost: on battery, an incident with pending report clocks, a page; the queue moves
         hall.devices.nut.set("hall-ups", ups_status="OB DISCHRG", battery_charge="64", battery_runtime="1100",
                              input_voltage="0")
         hall.devices.queue.arrive(5)
         prom = await asyncio.to_thread(PrometheusServer, [hall.address])
         try:
-            failed: dict[tuple[str, str, str], str] = {}
             deadline = time.monotonic() + 25
             while True:
-                failed = {}
+                failed: list[tuple[str, str, str]] = []
                 for key in queries:
                     answer = await asyncio.to_thread(prom.query, key[2])
                     if answer["status"] != "success":
                         pytest.fail(f"{key[0]} / {key[1]}: Prometheus rejects {key[2]!r}: {answer.get('error')}")
                     if not answer["data"]["result"]:
-                        failed[key] = "no series"
+                        failed.append(key)
                 if not failed or time.monotonic() > deadline:
                     break
                 hall.devices.queue.arrive(1)
                 await asyncio.sleep(1)
         finally:
             await asyncio.to_thread(prom.stop)
-    assert not failed, "panels without data:\n" + "\n".join(
+    assert not failed, "panels whose query returns no series:\n" + "\n".join(
         f"  {d} / {p}: {e}" for (d, p, e) in failed)
