@@ -12,6 +12,7 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 import aiohttp
 import yaml
@@ -148,8 +149,9 @@ class Hall:
     """The demo's simulated hall and port (UPS over NUT, queue, acquirer, core systems,
     an uplink) watched by ``hallmon run`` as a child process, paging a local inbox."""
 
-    def __init__(self, redis_url: str, tmp: Path, extra_targets: tuple[str, ...] = ()) -> None:
-        self.redis_url, self.tmp, self.extra_targets = redis_url, tmp, extra_targets
+    def __init__(self, redis_url: str, tmp: Path, extra_targets: tuple[str, ...] = (),
+                 edit: Callable[[str], str] = lambda text: text) -> None:
+        self.redis_url, self.tmp, self.extra_targets, self.edit = redis_url, tmp, extra_targets, edit
         self.devices, self.inbox = Devices(), PageInbox()
         self.hall, self.port = CoreSystem("H2000"), CoreSystem("H2000-port")
         self.token = "hall-token-0123456789abcdef"
@@ -169,7 +171,7 @@ class Hall:
         anchor = next(line for line in text.splitlines() if "name: demo-port-pos" in line)
         indent = anchor[:len(anchor) - len(anchor.lstrip())]
         text = text.replace(anchor, "\n".join([anchor, *(indent + "- " + t for t in self.extra_targets)]))
-        cfg.write_text(text, encoding="utf-8")
+        cfg.write_text(self.edit(text), encoding="utf-8")
         env = {"HALLMON_DEMO_TOKEN": self.token, "HALLMON_DEMO_LINK_SECRET": "link-secret-0123456789abcdef0123"}
         self.service = ServiceProcess(cfg, env=env)
         await asyncio.to_thread(self.service.wait_listening)
