@@ -84,14 +84,17 @@ class Pager:
                 state = self._freeze(inc, 1)
                 if not await self.r.set(f"{P}{inc['id']}", json.dumps(state, ensure_ascii=False), nx=True, ex=KEEP):
                     state = await self.state(inc["id"])  # another replica froze it first
-            await self.run(inc["id"], state["gen"], state["step"])
+            await self.resume(state)
             return
         if state is None:  # an incident opened before paging was configured
             state = self._freeze(inc, 1)
         state["incident"] = inc
         if event.kind == "upgraded":
+            if state.get("upgraded_at") == event.at:  # this upgrade redelivered: already frozen
+                await self.resume(state)
+                return
             fresh = self._freeze(inc, state["gen"] + 1)
-            fresh["paged"], fresh["acked"] = state["paged"], state["acked"]
+            fresh["paged"], fresh["acked"], fresh["upgraded_at"] = state["paged"], state["acked"], event.at
             await self.save(fresh)
             await self.run(inc["id"], fresh["gen"], 0)
         elif event.kind == "acknowledged":
@@ -129,6 +132,13 @@ class Pager:
         return [(None, notify["channel"])]
 
     # ── escalation ───────────────────────────────────────────────────────────────
+    async def resume(self, state: dict) -> None:
+        """After a redelivered event: only a walk that never reached its first wait is
+        walked again (its pages are marked, so only unmarked ones go out); once a wait
+        is scheduled, its durable timer carries the escalation on, never the event."""
+        if state["step"] == 0:
+            await self.run(state["incident"]["id"], state["gen"], 0)
+
     async def run(self, incident_id: str, gen: int, start: int) -> None:
         """Walk the policy from ``start`` until a wait step or the end."""
         state = await self.state(incident_id)

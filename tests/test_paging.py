@@ -219,3 +219,38 @@ async def test_a_mark_left_sending_by_a_killed_process_is_resent_and_a_sent_one_
         assert len(robots.received["webhook"]) == 2
         assert (await r.get(key)).startswith("sent")
     await r.aclose()
+
+
+async def test_redelivered_events_neither_skip_a_wait_nor_page_twice(aiohttp_client, tmp_path, redis_url, robots):
+    """A consumer killed before acknowledging its event gets the event again (reclaimed by
+    another replica): an escalation already waiting must not jump past its wait, and a
+    redelivered upgrade must not restart the policy a second time."""
+    import aiohttp
+    import redis.asyncio as aioredis
+    from prometheus_client import CollectorRegistry
+
+    from monitor import keys
+    from monitor.channels import Delivery
+    from monitor.events import IncidentEvent
+    from monitor.pager import Pager, public_base
+    from monitor.rosters import Rosters
+
+    app = make_app(tmp_path, redis_url, extra=hook(robots, wait="30s"))
+    client = await aiohttp_client(app)
+    inc_id = await open_incident(client)
+    await wait_for(lambda: robots.received["webhook"])
+    r = aioredis.from_url(redis_url, decode_responses=True)
+    rt = app[keys.RUNTIME]
+    async with aiohttp.ClientSession() as session:
+        pager = Pager(r, lambda: rt.config, Delivery(rt.config.paging, session, CollectorRegistry()),
+                      app[keys.ACK_SIGNER], public_base(rt.config), Rosters(rt.config.paging))
+        doc = await (await client.get(f"/api/v1/incidents/{inc_id}", headers=auth())).json()
+        await pager.handle(IncidentEvent("opened", doc, doc["detected_at"]))
+        await asyncio.sleep(0.3)
+        assert [p["step"] for p in robots.received["webhook"]] == [0]  # the leader waits 30 s still
+        upgrade = IncidentEvent("upgraded", {**doc, "level": 1}, "2026-11-25T09:00:00+08:00")
+        await pager.handle(upgrade)
+        await pager.handle(upgrade)
+        assert [p["step"] for p in robots.received["webhook"]] == [0, 0]
+        assert robots.received["webhook"][1]["incident"]["level"] == 1
+    await r.aclose()
