@@ -13,7 +13,8 @@ speaking its service's real request shape and signing:
 
 ``Delivery`` adds what every channel needs: retries with backoff on 5xx and timeouts
 (never on 4xx), a fallback channel, a rate limit past which messages are gathered into
-one digest instead of dropped, and ``hallmon_pages_sent_total{channel,outcome}``.
+one digest instead of dropped, storm batching (pages to one person within
+``paging.batch_window`` go as one message), and ``hallmon_pages_sent_total{channel,outcome}``.
 """
 from __future__ import annotations
 
@@ -213,12 +214,24 @@ class _Window:
         return max(0.0, self.per - (time.monotonic() - self.sent[0])) if self.sent else 0.0
 
 
+class _Batch:
+    """Pages for one person on one channel: the first goes at once, the ones that follow
+    within the window wait for its end and go together as one message."""
+
+    def __init__(self) -> None:
+        self.last = float("-inf")
+        self.held: list[tuple[Message, asyncio.Future]] = []
+        self.flusher: asyncio.Task | None = None
+
+
 class Delivery:
     def __init__(self, paging: PagingConfig, session: aiohttp.ClientSession, registry: CollectorRegistry):
         self.channels = {c.id: c for c in paging.channels}
         self.senders = {c.id: SENDERS[c.type](c, session) for c in paging.channels}
         self.windows = {c.id: _Window(c.rate_limit.messages, c.rate_limit.per)
                         for c in paging.channels if c.rate_limit}
+        self.batch_window = paging.batch_window
+        self.batches: dict[tuple[str, str], _Batch] = {}
         self.sent = Counter("hallmon_pages_sent_total", "Messages handed to a channel, by outcome.",
                             ["channel", "outcome"], registry=registry)
 
@@ -251,6 +264,42 @@ class Delivery:
             return "fallback" if outcome in ("sent", "digested", "fallback") else outcome
         return "failed"
 
+    async def send_batched(self, channel_id: str, msg: Message, person: Person | None) -> str:
+        """Like ``send``, but pages to one person within ``batch_window`` go as one
+        message. Webhooks (read by machines, one payload per page) are never batched.
+        Returns once the message, alone or in its batch, has been handed over."""
+        if self.batch_window <= 0 or person is None or self.channels[channel_id].type == "webhook":
+            return await self.send(channel_id, msg, person)
+        batch = self.batches.setdefault((person.id, channel_id), _Batch())
+        now = time.monotonic()
+        if not batch.held and now - batch.last >= self.batch_window:
+            batch.last = now
+            return await self.send(channel_id, msg, person)
+        done = asyncio.get_running_loop().create_future()
+        batch.held.append((msg, done))
+        if batch.flusher is None or batch.flusher.done():
+            batch.flusher = asyncio.create_task(self._flush_batch(channel_id, person, batch))
+        return await asyncio.shield(done)
+
+    async def _flush_batch(self, channel_id: str, person: Person, batch: _Batch) -> None:
+        await asyncio.sleep(max(0.0, batch.last + self.batch_window - time.monotonic()))
+        held, batch.held = batch.held, []
+        batch.last = time.monotonic()
+        msg = held[0][0] if len(held) == 1 else digest([m for m, _ in held], person.lang)
+        try:
+            outcome = await self.send(channel_id, msg, person)
+        except BaseException as err:  # cancelled at shutdown: the pages stay unmarked and are resent
+            for _, done in held:
+                if not done.done():
+                    done.set_exception(err if isinstance(err, Exception) else asyncio.CancelledError())
+            raise
+        if len(held) > 1:
+            log.info("pages_batched", channel=channel_id, person=person.id, count=len(held), outcome=outcome)
+            self.sent.labels(channel_id, "batched").inc(len(held))
+        for _, done in held:
+            if not done.done():
+                done.set_result(outcome)
+
     async def _flush(self, channel_id: str, window: _Window) -> None:
         while window.held:
             await asyncio.sleep(window.wait() + 0.01)
@@ -266,6 +315,6 @@ class Delivery:
                 self.sent.labels(channel_id, "failed").inc()
 
     async def close(self) -> None:
-        for window in self.windows.values():
-            if window.flusher and not window.flusher.done():
-                window.flusher.cancel()
+        for task in [w.flusher for w in self.windows.values()] + [b.flusher for b in self.batches.values()]:
+            if task and not task.done():
+                task.cancel()

@@ -61,6 +61,7 @@ class Pager:
         self.rosters = rosters
         self.timers = Timers(client, "hallmon:pagetimers")
         self.consumer = EventConsumer(client, "paging", f"{socket.gethostname()}-{os.getpid()}")
+        self._tasks: set[asyncio.Task] = set()
 
     # ── state ────────────────────────────────────────────────────────────────────
     async def state(self, incident_id: str) -> dict | None:
@@ -162,8 +163,21 @@ class Pager:
         await self.save(state)
 
     async def on_timer(self, timer_id: str, payload: dict, timers: Timers) -> None:
-        await self.run(payload["incident"], payload["gen"], payload["step"])
-        await timers.done(timer_id)
+        """Fire a wait's end without holding up the other due timers (a page may wait for
+        its batch window); the claim's lease keeps the timer from firing twice meanwhile,
+        and the step's pages are marked if it fires again after a crash."""
+        async def fire() -> None:
+            try:
+                await self.run(payload["incident"], payload["gen"], payload["step"])
+                await timers.done(timer_id)
+            except Exception:
+                log.exception("escalation_step_failed", timer=timer_id)  # fires again after the lease
+        self._spawn(fire())
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # ── one message, once ────────────────────────────────────────────────────────
     async def deliver(self, state: dict, kind: str, step: int, person_id: str | None, channel_id: str | None,
@@ -192,7 +206,7 @@ class Pager:
                          ack_url=self.signer.url(self.public_url, inc["id"]) if kind != "resolved" else "",
                          site_names={s: site.name for s, (_, site) in cfg.sites.items()},
                          tz=cfg.site_timezone(inc["sites"][0] if inc.get("sites") else ""))
-            outcome = await self.delivery.send(ch, msg, person)
+            outcome = await self.delivery.send_batched(ch, msg, person)
             await self.r.set(key, f"{'sent' if outcome != 'failed' else 'failed'}:{outcome}", ex=KEEP)
             log.info("page", incident=inc["id"], kind=kind, step=step, person=person_id, channel=ch, outcome=outcome)
             if person_id and person_id not in state["paged"] and kind == "page":
@@ -212,13 +226,20 @@ class Pager:
                     failing = True
                 await asyncio.sleep(1.0)
                 continue
+            by_incident: dict[str, list] = {}
             for entry_id, event in batch:
-                try:
-                    await self.handle(event)
-                except Exception:
-                    log.exception("pager_event_failed", kind=event.kind, incident=event.incident.get("id"))
-                    continue  # left unacknowledged: another consumer takes it over later
+                by_incident.setdefault(event.incident.get("id", ""), []).append((entry_id, event))
+            # incidents side by side (so one person's pages can share a batch), each in order
+            await asyncio.gather(*(self._handle_in_order(items) for items in by_incident.values()))
+
+    async def _handle_in_order(self, items: list[tuple[str, IncidentEvent]]) -> None:
+        for entry_id, event in items:
+            try:
+                await self.handle(event)
                 await self.consumer.ack(entry_id)
+            except Exception:
+                log.exception("pager_event_failed", kind=event.kind, incident=event.incident.get("id"))
+                return  # this and later events of the incident stay unacknowledged: taken over later, in order
 
     # ── shift hand-off ───────────────────────────────────────────────────────────
     async def send_handoff(self, roster_id: str, handoff: datetime, report: dict) -> int:
@@ -265,7 +286,12 @@ class Pager:
         tasks = [self.consume(), self.timers.run(self.on_timer)]
         if report_for is not None:
             tasks.append(self.handoffs(report_for))
-        await asyncio.gather(*tasks)
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 def public_base(cfg: Config) -> str:

@@ -181,7 +181,9 @@ class PagingConfig(Model):
     channels: tuple[Channel, ...] = ()
     rosters: tuple[Roster, ...] = ()
     policies: tuple[Policy, ...] = ()
-    batch_window: Duration = 0.0  # pages to one person within this window go as one message
+    # pages to one person on one channel within this window go as one message (not webhooks);
+    # at most 5 s, well inside the escalation timers' lease
+    batch_window: Duration = Field(0.0, ge=0.0, le=5.0)
     lang: Literal["zh", "en"] = "zh"
 
     def cross_issues(self) -> list[tuple[tuple, str]]:

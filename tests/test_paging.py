@@ -254,3 +254,42 @@ async def test_redelivered_events_neither_skip_a_wait_nor_page_twice(aiohttp_cli
         assert [p["step"] for p in robots.received["webhook"]] == [0, 0]
         assert robots.received["webhook"][1]["incident"]["level"] == 1
     await r.aclose()
+
+
+async def test_pages_to_one_person_within_the_batch_window_go_as_one_message(
+        aiohttp_client, tmp_path, redis_url, robots):
+    channels = (f'            - {{id: chief-dingtalk, type: dingtalk, url: "{robots.base}/robot/send", '
+                f'token_env: HALLMON_T_DING_TOKEN, secret_env: HALLMON_T_DING_SECRET}}\n')
+    extra = hook(robots, wait="30s", extra_channels=channels).replace(
+        "paging:\n", "paging:\n  batch_window: 1s\n")
+    for who in ("测试值班长甲", "测试值班长乙"):
+        extra = extra.replace(f"name: {who}, channels: [ops-webhook]", f"name: {who}, channels: [chief-dingtalk]")
+    client = await aiohttp_client(make_app(tmp_path, redis_url, extra=extra))
+    now = datetime.now(timezone.utc)
+    resp = await client.post("/api/v1/alerts", headers=auth(), json=[
+        alert("pos.link_down", "u2a", "u2", starts=now), alert("queue.down", "u3a", "u3", starts=now),
+        alert("power.on_battery", "u4a", "u4", starts=now)])
+    incidents = (await resp.json())["incidents"]
+    assert len(incidents) == 3
+    await wait_for(lambda: len(robots.received["dingtalk"]) >= 2, timeout=5)
+    await asyncio.sleep(1.5)
+    first, second = robots.received["dingtalk"]  # three pages for the duty chief, two messages
+    assert "汇总" not in first["markdown"]["title"]
+    assert second["markdown"]["title"] == "【汇总】2 条告警通知"
+    assert sum(inc in first["markdown"]["text"] + second["markdown"]["text"] for inc in incidents) == 3
+    assert robots.rejected == []
+    text = await (await client.get("/metrics")).text()
+    assert 'hallmon_pages_sent_total{channel="chief-dingtalk",outcome="batched"} 2.0' in text
+    r = __import__("redis").Redis.from_url(redis_url, decode_responses=True)
+    marks = [r.get(k) for k in r.keys("hallmon:paging:sent:*")]
+    r.close()
+    assert len(marks) == 3 and all(m.startswith("sent") for m in marks)  # each page marked once sent
+
+
+def test_batch_window_is_bounded():
+    from pydantic import ValidationError
+
+    from monitor.paging_config import PagingConfig
+
+    with pytest.raises(ValidationError):
+        PagingConfig.model_validate({"batch_window": "1m"})
