@@ -10,7 +10,8 @@ step's people (the duty chief who owns the report); an overdue report goes one s
 
 Exactly once: before a message goes out its key is set (NX) to ``sending``, after it
 ``sent``; a redelivered event or a second replica skips what is marked, and resends
-only what was left ``sending`` longer than a lease (a process killed mid-send).
+only what was left ``sending`` longer than ``paging.resend_after`` (a process killed
+mid-send; its unacknowledged event is taken over after the same time).
 Maintenance incidents are recorded and held back; drills are marked as drills.
 """
 from __future__ import annotations
@@ -39,7 +40,6 @@ from .timers import Timers
 log = structlog.get_logger("hallmon.pager")
 
 P = "hallmon:paging:"
-SENDING_LEASE = 30.0
 KEEP = 30 * 86400
 
 
@@ -60,7 +60,9 @@ class Pager:
         self.public_url = public_url
         self.rosters = rosters
         self.timers = Timers(client, "hallmon:pagetimers")
-        self.consumer = EventConsumer(client, "paging", f"{socket.gethostname()}-{os.getpid()}")
+        self.resend_after = config().paging.resend_after
+        self.consumer = EventConsumer(client, "paging", f"{socket.gethostname()}-{os.getpid()}",
+                                      idle=self.resend_after)
         self._tasks: set[asyncio.Task] = set()
 
     # ── state ────────────────────────────────────────────────────────────────────
@@ -194,7 +196,7 @@ class Pager:
             if not await self.r.set(key, mark, nx=True, ex=KEEP):
                 current = await self.r.get(key) or ""
                 if current.startswith("sent") or current.startswith("held") or \
-                        time.time() - float(current.split(":")[1]) < SENDING_LEASE:
+                        time.time() - float(current.split(":")[1]) < self.resend_after:
                     continue  # done, or another replica is on it
                 await self.r.set(key, mark, ex=KEEP)  # left "sending" by a process that died: resend
             if inc.get("maintenance"):
