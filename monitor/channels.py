@@ -265,10 +265,10 @@ class Delivery:
         return "failed"
 
     async def send_batched(self, channel_id: str, msg: Message, person: Person | None) -> str:
-        """Like ``send``, but pages to one person within ``batch_window`` go as one
-        message. Webhooks (read by machines, one payload per page) are never batched.
-        Returns once the message, alone or in its batch, has been handed over."""
-        if self.batch_window <= 0 or person is None or self.channels[channel_id].type == "webhook":
+        """Like ``send``, but pages to one person on one channel within ``batch_window``
+        go as one message: the first at once, the ones that follow together at the
+        window's end. Returns once the message, alone or in its batch, is handed over."""
+        if self.batch_window <= 0 or person is None:
             return await self.send(channel_id, msg, person)
         batch = self.batches.setdefault((person.id, channel_id), _Batch())
         now = time.monotonic()

@@ -293,3 +293,18 @@ def test_batch_window_is_bounded():
 
     with pytest.raises(ValidationError):
         PagingConfig.model_validate({"batch_window": "1m"})
+
+
+async def test_webhook_pages_within_the_batch_window_go_as_one_digest(aiohttp_client, tmp_path, redis_url, robots):
+    extra = hook(robots, wait="1h").replace("\n  policies:", "\n  batch_window: 1s\n  policies:")
+    client = await aiohttp_client(make_app(tmp_path, redis_url, extra=extra))
+    await open_incident(client, "pos.link_down", "u2a", "u2")
+    await open_incident(client, "queue.down", "u3a", "u3")
+    await open_incident(client, "power.on_battery", "u4a", "u4")
+    await wait_for(lambda: len(robots.received["webhook"]) >= 2, timeout=4)
+    await asyncio.sleep(1.2)
+    first, batched = robots.received["webhook"]
+    assert first["kind"] == "page" and "POS" in first["title"]  # the first page is not held back
+    assert batched["kind"] == "digest" and "2" in batched["title"]
+    for word in ("排队叫号", "供电"):
+        assert word in batched["text"]
