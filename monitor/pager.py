@@ -22,7 +22,7 @@ import os
 import socket
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Awaitable, Callable
 
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -70,8 +70,31 @@ class Pager:
         raw = await self.r.get(f"{P}{incident_id}")
         return json.loads(raw) if raw else None
 
-    async def save(self, state: dict) -> None:
-        await self.r.set(f"{P}{state['incident']['id']}", json.dumps(state, ensure_ascii=False), ex=KEEP)
+    async def update(self, incident_id: str, change: Callable[[dict], None], default: dict | None = None,
+                     also: Callable[[aioredis.client.Pipeline], Awaitable[None]] | None = None) -> dict | None:
+        """Read-modify-write the incident's paging state under WATCH, so an ack or a
+        resolve recorded meanwhile (by an event, or by another replica) is never
+        overwritten by an escalation step that was in flight. ``also`` queues further
+        writes (a timer) on the same transaction."""
+        key = f"{P}{incident_id}"
+        async with self.r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    raw = await pipe.get(key)
+                    if raw is None and default is None:
+                        await pipe.unwatch()
+                        return None
+                    state = json.loads(raw) if raw else default
+                    change(state)
+                    pipe.multi()
+                    pipe.set(key, json.dumps(state, ensure_ascii=False), ex=KEEP)
+                    if also is not None:
+                        await also(pipe)
+                    await pipe.execute()
+                    return state
+                except redis.exceptions.WatchError:
+                    continue
 
     def _freeze(self, inc: dict, gen: int) -> dict:
         policy = select_policy(self._config().paging, inc["level"], inc["category"])
@@ -89,28 +112,26 @@ class Pager:
                     state = await self.state(inc["id"])  # another replica froze it first
             await self.resume(state)
             return
-        if state is None:  # an incident opened before paging was configured
-            state = self._freeze(inc, 1)
-        state["incident"] = inc
+        default = self._freeze(inc, 1)  # for an incident opened before paging was configured
         if event.kind == "upgraded":
-            if state.get("upgraded_at") == event.at:  # this upgrade redelivered: already frozen
-                await self.resume(state)
-                return
-            fresh = self._freeze(inc, state["gen"] + 1)
-            fresh["paged"], fresh["acked"], fresh["upgraded_at"] = state["paged"], state["acked"], event.at
-            await self.save(fresh)
-            await self.run(inc["id"], fresh["gen"], 0)
-        elif event.kind == "acknowledged":
-            state["acked"] = True
-            await self.save(state)
+            def upgrade(st: dict) -> None:
+                if st.get("upgraded_at") == event.at:  # this upgrade redelivered: already frozen
+                    return
+                fresh = self._freeze(inc, st["gen"] + 1)
+                fresh.update(paged=st["paged"], acked=st["acked"], resolved=st["resolved"], upgraded_at=event.at)
+                st.clear()
+                st.update(fresh)
+            state = await self.update(inc["id"], upgrade, default)
+            await self.resume(state)
+            return
+        flags = {"acknowledged": {"acked": True}, "resolved": {"resolved": True}}.get(event.kind, {})
+        state = await self.update(inc["id"], lambda st: st.update(incident=inc, **flags), default)
+        if event.kind == "acknowledged":
             log.info("escalation_stopped", incident=inc["id"], by=(inc.get("acknowledged") or {}).get("by"))
         elif event.kind == "resolved":
-            state["resolved"] = True
-            await self.save(state)
             for person_id in state["paged"]:
                 await self.deliver(state, "resolved", 0, person_id, None)
         elif event.kind in ("reminder", "overdue"):
-            await self.save(state)
             steps = self._notify_steps(state)
             if not steps:
                 return
@@ -142,27 +163,39 @@ class Pager:
         if state["step"] == 0:
             await self.run(state["incident"]["id"], state["gen"], 0)
 
-    async def run(self, incident_id: str, gen: int, start: int) -> None:
-        """Walk the policy from ``start`` until a wait step or the end."""
+    async def run(self, incident_id: str, gen: int, start: int, timer_id: str | None = None) -> None:
+        """Walk the policy from ``start`` until a wait step or the end. The progress, the
+        next wait's timer and the end of the timer that fired (``timer_id``) commit in
+        one transaction."""
         state = await self.state(incident_id)
         if state is None or state["gen"] != gen or state["acked"] or state["resolved"] or not state["policy"]:
+            if timer_id:
+                await self.timers.done(timer_id)
             return
         steps = state["policy"]["steps"]
-        i = start
+        i, wait = start, None
         while i < len(steps):
-            step = steps[i]
-            if step.get("wait") is not None:
-                state["step"] = i + 1
-                await self.save(state)
-                await self.timers.schedule(f"{incident_id}|{gen}|{i + 1}", time.time() + step["wait"],
-                                           {"incident": incident_id, "gen": gen, "step": i + 1})
-                return
-            for person_id, channel_id in self._recipients(step["notify"]):
+            if steps[i].get("wait") is not None:
+                wait = steps[i]["wait"]
+                break
+            for person_id, channel_id in self._recipients(steps[i]["notify"]):
                 await self.deliver(state, "page", i, person_id, channel_id)
             state["last_notify"] = i
             i += 1
-        state["step"] = i
-        await self.save(state)
+        paged, last = state["paged"], state["last_notify"]
+
+        def progress(st: dict) -> None:
+            if st["gen"] == gen:  # an upgrade meanwhile has its own walk
+                st.update(step=i + 1 if wait is not None else i, last_notify=max(st["last_notify"], last),
+                          paged=st["paged"] + [p for p in paged if p not in st["paged"]])
+
+        async def timers(pipe: aioredis.client.Pipeline) -> None:
+            if wait is not None:
+                await self.timers.schedule(f"{incident_id}|{gen}|{i + 1}", time.time() + wait,
+                                           {"incident": incident_id, "gen": gen, "step": i + 1}, pipe=pipe)
+            if timer_id:
+                await self.timers.done(timer_id, pipe)
+        await self.update(incident_id, progress, also=timers)
 
     async def on_timer(self, timer_id: str, payload: dict, timers: Timers) -> None:
         """Fire a wait's end without holding up the other due timers (a page may wait for
@@ -170,8 +203,7 @@ class Pager:
         and the step's pages are marked if it fires again after a crash."""
         async def fire() -> None:
             try:
-                await self.run(payload["incident"], payload["gen"], payload["step"])
-                await timers.done(timer_id)
+                await self.run(payload["incident"], payload["gen"], payload["step"], timer_id)
             except Exception:
                 log.exception("escalation_step_failed", timer=timer_id)  # fires again after the lease
         self._spawn(fire())

@@ -308,3 +308,44 @@ async def test_webhook_pages_within_the_batch_window_go_as_one_digest(aiohttp_cl
     assert batched["kind"] == "digest" and "2" in batched["title"]
     for word in ("排队叫号", "供电"):
         assert word in batched["text"]
+
+
+async def test_an_ack_while_a_step_is_on_the_wire_still_stops_the_next_step(aiohttp_client, tmp_path, redis_url):
+    """The duty leader's page is slow to answer; the ack lands meanwhile. The step in
+    flight must not write its stale view back over the ack, or the third step fires."""
+    from aiohttp import web
+
+    pages: list[dict] = []
+
+    async def page(request: web.Request) -> web.Response:
+        body = await request.json()
+        pages.append(body)
+        if body["step"] == 2:
+            await asyncio.sleep(1.5)
+        return web.json_response({"ok": True})
+
+    rx = web.Application()
+    rx.router.add_post("/page", page)
+    runner = web.AppRunner(rx, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    policies = """\
+            - id: three-steps
+              steps:
+                - {notify: {roster: hall-duty, layer: duty_chief}}
+                - {wait: 500ms}
+                - {notify: {roster: hall-duty, layer: duty_leader}}
+                - {wait: 500ms}
+                - {notify: {person: duty-b}}
+"""
+    extra = paging_yaml(f"http://127.0.0.1:{runner.addresses[0][1]}", policies=policies)
+    client = await aiohttp_client(make_app(tmp_path, redis_url, extra=extra))
+    try:
+        inc_id = await open_incident(client)
+        await wait_for(lambda: any(p["step"] == 2 for p in pages), timeout=5)
+        resp = await client.post(f"/api/v1/incidents/{inc_id}/ack", json={"by": "测试值班领导甲"}, headers=auth())
+        assert resp.status == 200
+        await asyncio.sleep(2.5)  # the leader's page answers, then the third step would be due
+        assert [p["step"] for p in pages] == [0, 2]
+    finally:
+        await runner.cleanup()
