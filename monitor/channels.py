@@ -7,7 +7,7 @@ speaking its service's real request shape and signing:
   "{timestamp}\\n{secret}")) as query parameters, markdown; ``errcode`` ≠ 0 is a failure;
 - ``wecom``: robot ``key``, markdown cut to 4,096 bytes; ``errcode`` ≠ 0 is a failure;
 - ``feishu``: body ``timestamp`` + ``sign`` = base64(HMAC-SHA256(key="{timestamp}\\n{secret}",
-  msg="")), text; ``code`` ≠ 0 is a failure;
+  msg="")), text or (``card: true``) an interactive card; ``code`` ≠ 0 is a failure;
 - ``email``: SMTP with STARTTLS (aiosmtplib);
 - ``sms``: a generic HTTP gateway, the body built from a template.
 
@@ -146,9 +146,20 @@ def feishu_sign(secret: str, timestamp: str) -> str:
     return base64.b64encode(mac).decode()
 
 
+FEISHU_COLOURS = {1: "red", 2: "orange", 3: "yellow"}
+
+
 class FeishuSender(HttpSender):
     async def send(self, msg: Message, person: Person | None) -> None:
-        payload: dict[str, Any] = {"msg_type": "text", "content": {"text": msg.text.replace("**", "")}}
+        payload: dict[str, Any]
+        if self.cfg.card:
+            body = msg.text.split("\n\n", 1)[1] if msg.text.startswith("**") and "\n\n" in msg.text else msg.text
+            payload = {"msg_type": "interactive", "card": {
+                "header": {"title": {"tag": "plain_text", "content": msg.title},
+                           "template": FEISHU_COLOURS.get(msg.incident.get("level"), "blue")},
+                "elements": [{"tag": "div", "text": {"tag": "lark_md", "content": body}}]}}
+        else:
+            payload = {"msg_type": "text", "content": {"text": msg.text.replace("**", "")}}
         secret = _secret(self.cfg.secret_env, self.cfg.secret_file)
         if secret:
             ts = str(int(time.time()))

@@ -68,6 +68,7 @@ class FeishuChannel(ChannelBase):
     url: str  # https://open.feishu.cn/open-apis/bot/v2/hook/<token>
     secret_env: SecretEnv | None = None
     secret_file: SecretFile | None = None
+    card: bool = False  # an interactive card (header coloured by level) instead of text
 
 
 class EmailChannel(ChannelBase):

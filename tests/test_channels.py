@@ -102,6 +102,32 @@ async def test_wecom_markdown_is_cut_to_4096_bytes_and_4xx_is_not_retried(monkey
     assert cut_utf8("测" * 2000, 4096).encode().__len__() <= 4096
 
 
+async def test_feishu_interactive_card_is_signed_and_coloured_by_level(monkeypatch):
+    monkeypatch.setenv("HALLMON_T_FEISHU", "feishu-secret")
+    robots = await Robots().start()
+    try:
+        paging = PagingConfig.model_validate({"channels": [
+            {"id": "fs", "type": "feishu", "url": f"{robots.base}/open-apis/bot/v2/hook/feishu-hook",
+             "secret_env": "HALLMON_T_FEISHU", "card": True},
+            {"id": "fs-forged", "type": "feishu", "url": f"{robots.base}/open-apis/bot/v2/hook/feishu-hook",
+             "secret_file": __file__, "card": True, "retries": 0}]})
+        async with aiohttp.ClientSession() as session:
+            delivery = Delivery(paging, session, CollectorRegistry())
+            msg = render("page", "zh", INC, ack_url="http://127.0.0.1:9108/ack-link")
+            assert await delivery.send("fs", msg, None) == "sent"
+            assert await delivery.send("fs-forged", msg, None) == "failed"  # code 19021 in a 200 answer
+    finally:
+        await robots.stop()
+    [body] = robots.received["feishu"]
+    card = body["card"]
+    assert body["msg_type"] == "interactive" and card["header"]["template"] == "orange"  # level 2
+    assert card["header"]["title"]["content"] == msg.title
+    text = card["elements"][0]["text"]
+    assert text["tag"] == "lark_md" and "http://127.0.0.1:9108/ack-link" in text["content"]
+    assert msg.title not in text["content"]  # the title is the header, not repeated
+    assert robots.rejected == ["feishu: bad signature"]
+
+
 def test_messages_come_from_one_template_in_both_languages():
     zh = render("reminder", "zh", INC, clock=INC["clocks"][0])
     en = render("reminder", "en", INC, clock=INC["clocks"][0])
