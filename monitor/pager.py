@@ -40,6 +40,17 @@ from .timers import Timers
 log = structlog.get_logger("hallmon.pager")
 
 P = "hallmon:paging:"
+# Take a message's mark: absent, or left "sending" longer than the resend time by a
+# process that died mid-send. Anything else ("sent", "failed", "held") is final.
+_TAKE_MARK = """
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local ts = string.match(cur, '^sending:([%d.]+)$')
+  if not ts or tonumber(ARGV[1]) - tonumber(ts) < tonumber(ARGV[2]) then return 0 end
+end
+redis.call('SET', KEYS[1], 'sending:' .. ARGV[1], 'EX', ARGV[3])
+return 1
+"""
 KEEP = 30 * 86400
 
 
@@ -64,6 +75,7 @@ class Pager:
         self.consumer = EventConsumer(client, "paging", f"{socket.gethostname()}-{os.getpid()}",
                                       idle=self.resend_after)
         self._tasks: set[asyncio.Task] = set()
+        self._take_mark = client.register_script(_TAKE_MARK)
 
     # ── state ────────────────────────────────────────────────────────────────────
     async def state(self, incident_id: str) -> dict | None:
@@ -214,6 +226,11 @@ class Pager:
         task.add_done_callback(self._tasks.discard)
 
     # ── one message, once ────────────────────────────────────────────────────────
+    async def take_mark(self, key: str) -> bool:
+        """True when this process is to send the message behind ``key`` (atomically: two
+        replicas never both take a mark a dead process left behind)."""
+        return bool(await self._take_mark(keys=[key], args=[f"{time.time():.3f}", self.resend_after, KEEP]))
+
     async def deliver(self, state: dict, kind: str, step: int, person_id: str | None, channel_id: str | None,
                       clock: dict | None = None) -> None:
         inc = state["incident"]
@@ -224,13 +241,8 @@ class Pager:
         tag = f"{clock['id']}#{clock.get('seq', 1)}" if clock else ""
         for ch in channels:
             key = f"{P}sent:{inc['id']}:{state['gen']}:{step}:{kind}{tag}:{person_id or '-'}:{ch}"
-            mark = f"sending:{time.time():.3f}"
-            if not await self.r.set(key, mark, nx=True, ex=KEEP):
-                current = await self.r.get(key) or ""
-                if current.startswith("sent") or current.startswith("held") or \
-                        time.time() - float(current.split(":")[1]) < self.resend_after:
-                    continue  # done, or another replica is on it
-                await self.r.set(key, mark, ex=KEEP)  # left "sending" by a process that died: resend
+            if not await self.take_mark(key):
+                continue  # done, or another replica is on it
             if inc.get("maintenance"):
                 await self.r.set(key, "held", ex=KEEP)
                 log.info("page_held_maintenance", incident=inc["id"], person=person_id, channel=ch)
@@ -293,7 +305,7 @@ class Pager:
                           incident={"roster": roster_id, "handoff": handoff.isoformat()})
             for ch in person.channels:
                 key = f"{P}shift:{roster_id}:{handoff.isoformat()}:{person.id}:{ch}"
-                if await self.r.set(key, "sending", nx=True, ex=KEEP):
+                if await self.take_mark(key):
                     outcome = await self.delivery.send(ch, msg, person)
                     await self.r.set(key, f"sent:{outcome}", ex=KEEP)
                     sent += 1

@@ -218,6 +218,11 @@ async def test_a_mark_left_sending_by_a_killed_process_is_resent_and_a_sent_one_
         await pager.handle(event)
         assert len(robots.received["webhook"]) == 2
         assert (await r.get(key)).startswith("sent")
+        # a page that failed for good is final too: no crash, no resend, the event is done
+        await r.set(key, "failed:failed")
+        await r.delete(f"hallmon:paging:{inc_id}")
+        await pager.handle(event)
+        assert len(robots.received["webhook"]) == 2
     await r.aclose()
 
 
