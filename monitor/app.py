@@ -64,7 +64,8 @@ async def checks_ctx(app: web.Application) -> AsyncIterator[None]:
     ctx = ProbeContext(session=app[keys.SESSION])
     probes = {kind: cls(ctx) for kind, cls in PROBES.items()}
     queue = app[keys.ALERTS]
-    checker = Checker(probes, FaultTracker(public_url(rt)), ReadingSeries(), rt.metrics, queue.put_nowait)
+    tracker = FaultTracker(public_url(rt), uplinks=rt.config.uplinks)
+    checker = Checker(probes, tracker, ReadingSeries(), rt.metrics, queue.put_nowait)
     scheduler = Scheduler(checker.check, rt.metrics, rt.config.service.max_concurrent_checks)
     rt.start(checker, scheduler)
     log.info("checks_started", targets=len(rt.targets), shard=f"{rt.shard.index}/{rt.shard.count}")

@@ -19,7 +19,7 @@ from probes import PROBES
 from .errors import ConfigError, ConfigIssue
 from .paging_config import PagingConfig
 from .secret import Secret, SecretEnv, SecretFile
-from .target import AwareTime, Duration, HostPort, Model, Name, Target, parse_duration
+from .target import AwareTime, Duration, HostPort, Hours, Model, Name, Target, parse_duration
 from .yamlload import load_file, locate
 
 __all__ = ["Config", "Secret", "SecretEnv", "SecretFile", "load_config", "validate_config",
@@ -82,6 +82,7 @@ class Site(Model):
     timezone: TimeZone | None = None  # default: service.timezone
     uplinks: tuple[str, ...] = ()  # names of this site's uplink targets
     maintenance: tuple[Window, ...] = ()
+    hours: Hours = Hours()  # opening hours (queue judgements)
     targets: tuple[TargetUnion, ...] = ()
 
 
@@ -147,8 +148,8 @@ class Config(Model):
     @cached_property
     def targets(self) -> tuple[Target, ...]:
         return tuple(
-            Target(spec=spec, site=site.id, unit=unit.id,
-                   system=spec.system or PROBES[spec.kind].system)
+            Target(spec=spec, site=site.id, unit=unit.id, system=spec.system or PROBES[spec.kind].system,
+                   hours=site.hours, timezone=site.timezone or self.service.timezone)
             for unit in self.organisation.units
             for site in unit.sites
             for spec in site.targets)
@@ -156,6 +157,10 @@ class Config(Model):
     @cached_property
     def sites(self) -> dict[str, tuple[Unit, Site]]:
         return {s.id: (u, s) for u in self.organisation.units for s in u.sites}
+
+    @cached_property
+    def uplinks(self) -> dict[str, set[str]]:
+        return {s.id: set(s.uplinks) for u in self.organisation.units for s in u.sites if s.uplinks}
 
     def site_timezone(self, site_id: str) -> ZoneInfo:
         site = self.sites.get(site_id)

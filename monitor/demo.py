@@ -15,11 +15,15 @@ import textwrap
 import aiohttp
 from aiohttp import web
 
+from simulators.acquirer import Acquirer
 from simulators.core import CoreSystem
+from simulators.nutserver import NutServer
+from simulators.queue import QueueSystem
 from simulators.redisproc import RedisServer, free_port
 
 
-def demo_config(redis_url: str, listen: str, hall_url: str, port_url: str, tcp_port: int, pager_url: str) -> str:
+def demo_config(redis_url: str, listen: str, hall_url: str, port_url: str, tcp_port: int, pager_url: str,
+                nut: str, queue_url: str, acquirer: str) -> str:
     idle_units = "\n".join(f"    - {{id: demo-unit-{i}, name: 演示隶属海关{i}, sites: [{{id: demo-site-{i}, name: 演示现场{i}}}]}}"
                            for i in (3, 4, 5))
     return textwrap.dedent(f"""\
@@ -42,6 +46,9 @@ def demo_config(redis_url: str, listen: str, hall_url: str, port_url: str, tcp_p
                   targets:
                     - {{name: demo-hall-uplink, kind: net.tcp, address: "127.0.0.1:{tcp_port}", interval: 1s, timeout: 1s}}
                     - {{name: demo-hall-h2000, kind: system.http, url: "{hall_url}", interval: 1s, timeout: 1s}}
+                    - {{name: demo-hall-ups, kind: ups.nut, address: "{nut}", ups: hall-ups, interval: 1s, timeout: 1s}}
+                    - {{name: demo-hall-queue, kind: queue.http, url: "{queue_url}", interval: 1s, timeout: 1s}}
+                  hours: {{open: "00:00", close: "23:59", working_days: false}}  # the demo hall never closes
                 - {{id: demo-hall-annex, name: 演示一关业务二科}}
             - id: demo-port-unit
               name: 演示口岸海关
@@ -50,6 +57,7 @@ def demo_config(redis_url: str, listen: str, hall_url: str, port_url: str, tcp_p
                   name: 演示口岸查验现场
                   targets:
                     - {{name: demo-port-h2000, kind: system.http, url: "{port_url}", interval: 1s, timeout: 1s}}
+                    - {{name: demo-port-pos, kind: pos.iso8583, address: "{acquirer}", interval: 1s, timeout: 1s}}
                 - {{id: demo-port-annex, name: 演示口岸业务科}}
         """).rstrip() + "\n" + idle_units + "\n" + textwrap.dedent(f"""\
         paging:
@@ -107,7 +115,7 @@ class PageInbox:
 
 
 async def scenario(base: str, token: str, hall: CoreSystem, port: CoreSystem, inbox: PageInbox,
-                   duration: float | None) -> None:
+                   duration: float | None, devices: "Devices") -> None:
     headers = {"Authorization": f"Bearer {token}"}
 
     async with aiohttp.ClientSession(headers=headers) as s:
@@ -135,15 +143,40 @@ async def scenario(base: str, token: str, hall: CoreSystem, port: CoreSystem, in
 
         say(f"hallmon serves {base}/metrics and {base}/api/v1/targets; plan: shenzhen-customs; 5 units")
         await asyncio.sleep(2.5)
+        say("mains lost at the clearance hall: the UPS takes over on battery")
+        devices.nut.set("hall-ups", ups_status="OB DISCHRG", battery_charge="64", battery_runtime="1100",
+                        input_voltage="0")
+        inc = await wait_incident(lambda i: i["category"] == "power")
+        if inc:
+            show(inc)
+        say("the battery runs low")
+        devices.nut.set("hall-ups", ups_status="OB LB DISCHRG", battery_charge="12", battery_runtime="180")
+        inc = await wait_incident(lambda i: "power.low_battery" in i.get("faults", []))
+        if inc:
+            print(f"    incident {inc['id']} now has faults {inc['faults']} (one incident, not two)")
+        say("the POS link to the bank at the port is refused: the acquirer answers DE 39 = 91")
+        devices.acquirer.mode = "decline"
+        inc = await wait_incident(lambda i: i["category"] == "pos")
+        if inc:
+            show(inc)
+        say("the hall's queue congests: 100 people waiting")
+        devices.queue.arrive(97)
+        inc = await wait_incident(lambda i: i["category"] == "congestion")
+        if inc:
+            show(inc)
+        devices.nut.set("hall-ups", ups_status="OL CHRG", battery_charge="15", battery_runtime="300",
+                        input_voltage="229")
+        devices.acquirer.mode = "ok"
+        devices.queue.waiting = 4
         say("fault 1: the H2000 core system at the clearance hall answers HTTP 503")
         hall.mode = "error"
-        inc = await wait_incident(lambda i: i["status"] != "resolved")
+        inc = await wait_incident(lambda i: i["category"] == "core_system")
         if inc:
             show(inc)
         await asyncio.sleep(1.5)
         say("fault 2: the core system at the port inspection site fails too: a second unit is hit")
         port.mode = "error"
-        inc = await wait_incident(lambda i: i["level"] <= 2)
+        inc = await wait_incident(lambda i: i["category"] == "core_system" and i["level"] <= 2)
         if inc:
             show(inc)
             say("the duty chief acknowledges with the signed link in the page (no token needed)")
@@ -154,7 +187,7 @@ async def scenario(base: str, token: str, hall: CoreSystem, port: CoreSystem, in
         await asyncio.sleep(1.0)
         say("both systems recover; the incident shows recovered until a person resolves it")
         hall.mode = port.mode = "ok"
-        inc = await wait_incident(lambda i: i.get("recovered"))
+        inc = await wait_incident(lambda i: i["category"] == "core_system" and i.get("recovered"))
         if inc:
             async with s.post(f"{base}/api/v1/incidents/{inc['id']}/reports/phone-report",
                               json={"by": "演示值班长甲", "note": "已电话报告单位领导和应急办公室"}) as r:
@@ -170,7 +203,26 @@ async def scenario(base: str, token: str, hall: CoreSystem, port: CoreSystem, in
             say(f"scenario done; still serving {base} (token in $HALLMON_DEMO_TOKEN of this process). Ctrl-C stops.")
             print(f"    try: curl -H 'Authorization: Bearer {token}' {base}/api/v1/incidents", flush=True)
             await asyncio.Event().wait()
-        await asyncio.sleep(max(0.0, duration - 10))
+        await asyncio.sleep(max(0.0, duration - 20))
+
+
+class Devices:
+    """The simulated devices of the demo hall and port."""
+
+    def __init__(self) -> None:
+        self.nut = NutServer({"hall-ups": {"ups.status": "OL", "battery.charge": "100", "battery.runtime": "2400",
+                                           "ups.load": "31", "input.voltage": "229", "device.model": "演示 UPS 10kVA"}})
+        self.queue = QueueSystem()
+        self.acquirer = Acquirer()
+
+    async def start(self) -> None:
+        await self.nut.start()
+        await self.queue.start()
+        await self.acquirer.start()
+
+    async def stop(self) -> None:
+        for device in (self.nut, self.queue, self.acquirer):
+            await device.stop()
 
 
 async def run_demo(duration: float | None) -> None:
@@ -180,7 +232,8 @@ async def run_demo(duration: float | None) -> None:
     os.environ["HALLMON_DEMO_TOKEN"] = token
     os.environ["HALLMON_DEMO_LINK_SECRET"] = secrets.token_hex(32)
     with RedisServer(appendonly=False) as redis:
-        hall, port, inbox = CoreSystem("H2000"), CoreSystem("H2000-port"), PageInbox()
+        hall, port, inbox, devices = CoreSystem("H2000"), CoreSystem("H2000-port"), PageInbox(), Devices()
+        await devices.start()
         await hall.start()
         await port.start()
         await inbox.start()
@@ -190,7 +243,8 @@ async def run_demo(duration: float | None) -> None:
         with tempfile.TemporaryDirectory(prefix="hallmon-demo-") as tmp:
             path = os.path.join(tmp, "demo.yml")
             with open(path, "w", encoding="utf-8") as f:
-                f.write(demo_config(redis.url, listen, hall.url, port.url, tcp_port, inbox.url))
+                f.write(demo_config(redis.url, listen, hall.url, port.url, tcp_port, inbox.url, devices.nut.address,
+                                    devices.queue.url, devices.acquirer.address))
             started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
             server = asyncio.create_task(serve(path, "0/1", ready=started.set_result))
             try:
@@ -198,7 +252,7 @@ async def run_demo(duration: float | None) -> None:
                 if not started.done():
                     await server  # it ended before listening: raise its error
                 base = started.result()
-                await scenario(base, token, hall, port, inbox, duration)
+                await scenario(base, token, hall, port, inbox, duration, devices)
             finally:
                 server.cancel()
                 await asyncio.gather(server, return_exceptions=True)
@@ -206,6 +260,7 @@ async def run_demo(duration: float | None) -> None:
                 for sim in (hall, port):
                     await sim.stop()
                 await inbox.stop()
+                await devices.stop()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Mapping
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d|w))+$")
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -84,6 +84,31 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class Closure(Model):
+    from_: AwareTime = Field(alias="from")
+    to: AwareTime
+    reason: str = ""
+
+
+class Hours(Model):
+    """A site's opening hours: on China's working days (make-up days included) unless
+    ``working_days`` is false, between ``open`` and ``close`` local time, except closures."""
+
+    open: str = "09:00"
+    close: str = "17:00"
+    working_days: bool = True
+    closures: tuple[Closure, ...] = ()
+
+    @model_validator(mode="after")
+    def _times(self) -> "Hours":
+        for t in (self.open, self.close):
+            if not re.match(r"^([01]\d|2[0-3]):[0-5]\d$", t):
+                raise ValueError(f"expected a local time like 09:00, got {t!r}")
+        if self.close <= self.open:
+            raise ValueError("close must be after open")
+        return self
+
+
 class TargetSpec(Model):
     """Fields every target has. Each probe kind subclasses this with ``kind:
     Literal[...]`` and its own fields; config validation picks the class by ``kind``."""
@@ -111,6 +136,8 @@ class Target:
     site: str
     unit: str
     system: str
+    hours: Hours | None = None  # the site's opening hours, for probes that judge by them
+    timezone: str = "Asia/Shanghai"
 
     @property
     def name(self) -> str:

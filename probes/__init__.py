@@ -3,13 +3,18 @@ from __future__ import annotations
 
 from .base import Probe, ProbeContext
 from .http import HttpProbe
+from .iso8583 import Iso8583Probe
 from .nut import NutProbe
-from .tcp import TcpProbe
+from .queue import QueueProbe
+from .tcp import PosTcpProbe, TcpProbe
 
 PROBES: dict[str, type[Probe]] = {
     "net.tcp": TcpProbe,
     "system.http": HttpProbe,
     "ups.nut": NutProbe,
+    "pos.iso8583": Iso8583Probe,
+    "pos.tcp": PosTcpProbe,
+    "queue.http": QueueProbe,
 }
 
 __all__ = ["PROBES", "Probe", "ProbeContext"]

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator
 
-from monitor.errors import PeerError, ProbeConnectError, ProtocolError
+from monitor.errors import os_reason, PeerError, ProbeConnectError, ProtocolError
 from monitor.reading import Reading
 from monitor.target import Name, Target, TargetSpec, parse_hostport, split_hostport
 
@@ -112,7 +112,7 @@ class NutConnection:
                 try:
                     self.reader, self.writer = await asyncio.open_connection(host, port, limit=MAX_LINE)
                 except OSError as err:
-                    raise ProbeConnectError(target, f"upsd {self.address}: {err.strerror or err}") from err
+                    raise ProbeConnectError(target, f"upsd {self.address}: {os_reason(err)}") from err
             try:
                 self.writer.write(f"LIST VAR {ups}\n".encode())
                 await self.writer.drain()

@@ -4,13 +4,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
-import os
 import socket
 import struct
 import time
 from typing import Literal
 
-from monitor.errors import ProbeConnectError
+from monitor.errors import os_reason, ProbeConnectError
 from monitor.reading import Reading
 from monitor.target import Duration, HostPort, Target, TargetSpec, split_hostport
 
@@ -53,6 +52,8 @@ class TcpProbe(Probe):
     system = "network"
     faults = ("network.down", "network.latency")
     down_fault = "network.down"
+    slow_fault = "network.latency"
+    up_values: dict[str, float] = {}
 
     async def check(self, target: Target) -> Reading:
         spec: TcpSpec = target.spec
@@ -68,14 +69,29 @@ class TcpProbe(Probe):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
             await loop.sock_connect(sock, addr)
         except OSError as err:
-            reason = os.strerror(err.errno) if err.errno else str(err)
-            raise ProbeConnectError(target.name, f"connect {spec.address}: {reason}") from err
+            raise ProbeConnectError(target.name, f"connect {spec.address}: {os_reason(err)}") from err
         finally:
             if sock is not None:
                 sock.close()
         connect = time.perf_counter() - t0
         faults = frozenset()
         if spec.latency_warn is not None and connect > spec.latency_warn:
-            faults = frozenset({"network.latency"})
+            faults = frozenset({self.slow_fault})
         return Reading(target=target.name, at=at, ok=True, duration=connect, faults=faults,
-                       values={"hallmon_tcp_connect_seconds": connect})
+                       values={"hallmon_tcp_connect_seconds": connect, **self.up_values})
+
+
+class PosTcpSpec(TcpSpec):
+    kind: Literal["pos.tcp"]
+
+
+class PosTcpProbe(TcpProbe):
+    """pos.tcp: plain TCP reachability for POS links without an echo."""
+
+    spec = PosTcpSpec
+    system = "payment"
+    faults = ("pos.link_down", "pos.slow")
+    down_fault = "pos.link_down"
+    slow_fault = "pos.slow"
+    down_values = {"hallmon_pos_link_up": 0.0}
+    up_values = {"hallmon_pos_link_up": 1.0}

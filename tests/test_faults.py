@@ -72,3 +72,21 @@ def test_transitions_are_logged_once_not_every_failing_check():
             tr.observe(t, good(2001.0 + i))
     events = [e["event"] for e in logs]
     assert events == ["fault_active", "fault_cleared"]
+
+
+def test_faults_at_a_site_whose_uplink_is_down_carry_the_cause():
+    from probes.http import HttpSpec
+
+    tr = FaultTracker(uplinks={"hall": {"gw"}})
+    uplink = target()
+    h2000 = Target(spec=HttpSpec.model_validate({"name": "h2000", "kind": "system.http", "url": "http://127.0.0.1:1/"}),
+                   site="hall", unit="u1", system="core")
+    [up_alert] = tr.observe(uplink, bad(1000.0))
+    assert "cause" not in up_alert.labels
+    [caused] = tr.observe(h2000, Reading.failure("h2000", 1001.0, 0.1, "system.down", "timeout"))
+    assert caused.labels["cause"] == "network.down"
+    tr.observe(uplink, good(1002.0))  # the uplink recovers first
+    [resolved] = tr.observe(h2000, Reading(target="h2000", at=1003.0, ok=True, duration=0.1))
+    assert resolved.fingerprint == caused.fingerprint  # the resolution matches what fired
+    [later] = tr.observe(h2000, Reading.failure("h2000", 1004.0, 0.1, "system.down", "timeout"))
+    assert "cause" not in later.labels  # uplink fine now: a fault of its own
