@@ -8,10 +8,11 @@ policy). ``notify`` steps page a roster layer's person on duty, a person, or a c
 everything and tells those paged. A reminder before a report is due goes to the first
 step's people (the duty chief who owns the report); an overdue report goes one step up.
 
-Exactly once: before a message goes out its key is set (NX) to ``sending``, after it
+Exactly once: before a message goes out its key is set to ``sending``, after it
 ``sent``; a redelivered event or a second replica skips what is marked, and resends
 only what was left ``sending`` longer than ``paging.resend_after`` (a process killed
-mid-send; its unacknowledged event is taken over after the same time).
+mid-send; its unacknowledged event is taken over after the same time). The incident's
+paging state is changed only under WATCH, so an ack never loses to a step in flight.
 Maintenance incidents are recorded and held back; drills are marked as drills.
 """
 from __future__ import annotations
