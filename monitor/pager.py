@@ -313,21 +313,40 @@ class Pager:
         return sent
 
     async def handoffs(self, report_for: Callable[[str, datetime], "asyncio.Future[dict]"]) -> None:
-        """At every duty-chief hand-off of every roster, send the shift report."""
-        while True:
-            now = datetime.now(timezone.utc)
-            upcoming = []
-            for roster in self.rosters.rosters.values():
-                shift = self.rosters.shift(roster, roster.layers[0], now)
-                upcoming.append((shift.end, roster.id))
-            if not upcoming:
-                return
-            when, roster_id = min(upcoming)
-            await asyncio.sleep(max(0.0, (when - datetime.now(timezone.utc)).total_seconds()) + 1)
+        """At every duty-chief hand-off of every roster, send the shift report. Replicas
+        note in Redis that one of them is watching; a hand-off less than an hour ago that
+        fell while none was (all down) is sent on start. The marks keep each to once."""
+        alive = f"{P}handoffs-alive"
+        try:
+            seen = float(await self.r.get(alive) or "inf")
+        except (redis.exceptions.RedisError, OSError):
+            seen = float("inf")
+        now = datetime.now(timezone.utc)
+        for roster in self.rosters.rosters.values():
+            start = self.rosters.shift(roster, roster.layers[0], now).start
+            if seen < start.timestamp() and now - start < timedelta(hours=1):
+                log.info("handoff_missed_while_down", roster=roster.id, handoff=start.isoformat())
+                await self._handoff(roster.id, start, now, report_for)
+        while self.rosters.rosters:
             try:
-                await self.send_handoff(roster_id, when, await report_for(roster_id, when + timedelta(seconds=1)))
-            except Exception:
-                log.exception("handoff_report_failed", roster=roster_id)
+                await self.r.set(alive, f"{time.time():.3f}", ex=KEEP)
+            except (redis.exceptions.RedisError, OSError):
+                pass  # the consumer loop reports Redis trouble
+            now = datetime.now(timezone.utc)
+            when, roster_id = min((self.rosters.shift(r, r.layers[0], now).end, r.id)
+                                  for r in self.rosters.rosters.values())
+            delay = (when - now).total_seconds() + 1
+            if delay > 60:  # wake up every minute to say this replica is watching
+                await asyncio.sleep(60)
+                continue
+            await asyncio.sleep(max(0.0, delay))
+            await self._handoff(roster_id, when, when + timedelta(seconds=1), report_for)
+
+    async def _handoff(self, roster_id: str, handoff: datetime, at: datetime, report_for: Callable) -> None:
+        try:
+            await self.send_handoff(roster_id, handoff, await report_for(roster_id, at))
+        except Exception:
+            log.exception("handoff_report_failed", roster=roster_id)
 
     async def run_forever(self, report_for: Callable | None = None) -> None:
         tasks = [self.consume(), self.timers.run(self.on_timer)]
