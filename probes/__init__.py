@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 from .base import Probe, ProbeContext
+from .dns import DnsProbe
 from .http import HttpProbe
+from .icmp import IcmpProbe
 from .iso8583 import Iso8583Probe
 from .nut import NutProbe
 from .queue import QueueProbe
+from .snmp import SnmpProbe
 from .tcp import PosTcpProbe, TcpProbe
 
 PROBES: dict[str, type[Probe]] = {
@@ -15,6 +18,9 @@ PROBES: dict[str, type[Probe]] = {
     "pos.iso8583": Iso8583Probe,
     "pos.tcp": PosTcpProbe,
     "queue.http": QueueProbe,
+    "net.icmp": IcmpProbe,
+    "net.dns": DnsProbe,
+    "ups.snmp": SnmpProbe,
 }
 
 __all__ = ["PROBES", "Probe", "ProbeContext"]
