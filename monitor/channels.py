@@ -34,19 +34,13 @@ import aiosmtplib
 import structlog
 from prometheus_client import CollectorRegistry, Counter
 
+from .errors import ChannelError
 from .messages import Message, digest
 from .paging_config import EmailChannel, PagingConfig, Person
+from .secret import Secret
 from .target import split_hostport
 
 log = structlog.get_logger("hallmon.channels")
-
-
-class ChannelError(Exception):
-    """Sending failed; ``retryable`` for 5xx, timeouts and connection errors."""
-
-    def __init__(self, channel: str, message: str, retryable: bool):
-        super().__init__(f"{channel}: {message}")
-        self.retryable = retryable
 
 
 def _secret(*candidates: Any) -> str | None:
@@ -60,6 +54,13 @@ class HttpSender:
     def __init__(self, cfg: Any, session: aiohttp.ClientSession):
         self.cfg = cfg
         self.session = session
+        self._secrets = [v.value for v in cfg.__dict__.values() if isinstance(v, Secret)]
+
+    def _redact(self, text: str) -> str:
+        """Tokens and keys travel in robot URLs; an error that quotes a URL must not leak them."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     async def post(self, url: str, payload: Any, params: dict | None = None,
                    headers: dict | None = None, data: bytes | None = None) -> Any:
@@ -71,13 +72,13 @@ class HttpSender:
                 if resp.status >= 500:
                     raise ChannelError(self.cfg.id, f"HTTP {resp.status}", retryable=True)
                 if resp.status >= 400:
-                    raise ChannelError(self.cfg.id, f"HTTP {resp.status}: {text[:200]}", retryable=False)
+                    raise ChannelError(self.cfg.id, self._redact(f"HTTP {resp.status}: {text[:200]}"), retryable=False)
                 try:
                     return json.loads(text) if text else {}
                 except ValueError:
                     return {}
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
-            raise ChannelError(self.cfg.id, f"{type(err).__name__}: {err}", retryable=True) from err
+            raise ChannelError(self.cfg.id, self._redact(f"{type(err).__name__}: {err}"), retryable=True) from err
 
     @staticmethod
     def check_code(channel: str, body: Any, *keys: str) -> None:
@@ -196,7 +197,7 @@ class EmailSender:
         except aiosmtplib.SMTPResponseException as err:
             raise ChannelError(self.cfg.id, f"SMTP {err.code} {err.message}", retryable=err.code >= 400 and err.code < 500) from err
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as err:
-            raise ChannelError(self.cfg.id, f"{type(err).__name__}: {err}", retryable=True) from err
+            raise ChannelError(self.cfg.id, self._redact(f"{type(err).__name__}: {err}"), retryable=True) from err
 
 
 SENDERS = {"webhook": WebhookSender, "dingtalk": DingTalkSender, "wecom": WeComSender, "feishu": FeishuSender,

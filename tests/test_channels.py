@@ -173,3 +173,33 @@ clocks:
         assert pages[2]["recipient"]["id"].startswith("lead-")  # overdue goes one step up
     finally:
         await robots.stop()
+
+
+async def test_a_robot_error_that_quotes_the_url_does_not_leak_the_token(monkeypatch):
+    from aiohttp import web
+
+    from monitor.errors import ChannelError, HallmonError
+
+    monkeypatch.setenv("HALLMON_T_DING_TOKEN", "ding-token-sekrit")
+    monkeypatch.setenv("HALLMON_T_DING_SECRET", "SEC-sekrit")
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(status=400, text=f"bad request to {request.url}")
+
+    app = web.Application()
+    app.router.add_post("/robot/send", echo)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    paging = PagingConfig.model_validate({"channels": [{
+        "id": "ding", "type": "dingtalk", "url": f"http://127.0.0.1:{runner.addresses[0][1]}/robot/send",
+        "token_env": "HALLMON_T_DING_TOKEN", "secret_env": "HALLMON_T_DING_SECRET"}]})
+    try:
+        async with aiohttp.ClientSession() as session:
+            delivery = Delivery(paging, session, CollectorRegistry())
+            with pytest.raises(ChannelError) as err:
+                await delivery.senders["ding"].send(render("page", "zh", INC), None)
+    finally:
+        await runner.cleanup()
+    assert isinstance(err.value, HallmonError) and not err.value.retryable  # 4xx: not worth retrying
+    assert "access_token=***" in str(err.value) and "sekrit" not in str(err.value)
