@@ -12,8 +12,8 @@ speaking its service's real request shape and signing:
 - ``sms``: a generic HTTP gateway, the body built from a template.
 
 ``Delivery`` adds what every channel needs: retries with backoff on 5xx and timeouts
-(never on 4xx), a fallback channel, a rate limit past which messages are gathered into
-one digest instead of dropped, storm batching (pages to one person within
+(never on 4xx), a fallback channel, a rate limit (shared by replicas through Redis, see
+``ratelimit``) past which messages are gathered into one digest instead of dropped, storm batching (pages to one person within
 ``paging.batch_window`` go as one message), and ``hallmon_pages_sent_total{channel,outcome}``.
 """
 from __future__ import annotations
@@ -25,18 +25,19 @@ import hmac
 import json
 import ssl
 import time
-from collections import deque
 from email.message import EmailMessage
 from typing import Any
 
 import aiohttp
 import aiosmtplib
+import redis.asyncio as aioredis
 import structlog
 from prometheus_client import CollectorRegistry, Counter
 
 from .errors import ChannelError
 from .messages import Message, digest
 from .paging_config import EmailChannel, PagingConfig, Person
+from .ratelimit import MemoryWindow, SharedWindow
 from .secret import Secret
 from .target import split_hostport
 
@@ -204,28 +205,6 @@ SENDERS = {"webhook": WebhookSender, "dingtalk": DingTalkSender, "wecom": WeComS
            "email": EmailSender, "sms": SmsSender}
 
 
-class _Window:
-    """A sliding-window rate limit with a digest of what did not fit."""
-
-    def __init__(self, messages: int, per: float):
-        self.messages, self.per = messages, per
-        self.sent: deque[float] = deque()
-        self.held: list[tuple[Message, Person | None]] = []
-        self.flusher: asyncio.Task | None = None
-
-    def admit(self) -> bool:
-        now = time.monotonic()
-        while self.sent and now - self.sent[0] >= self.per:
-            self.sent.popleft()
-        if len(self.sent) < self.messages:
-            self.sent.append(now)
-            return True
-        return False
-
-    def wait(self) -> float:
-        return max(0.0, self.per - (time.monotonic() - self.sent[0])) if self.sent else 0.0
-
-
 class _Batch:
     """Pages for one person on one channel: the first goes at once, the ones that follow
     within the window wait for its end and go together as one message."""
@@ -237,11 +216,18 @@ class _Batch:
 
 
 class Delivery:
-    def __init__(self, paging: PagingConfig, session: aiohttp.ClientSession, registry: CollectorRegistry):
+    def __init__(self, paging: PagingConfig, session: aiohttp.ClientSession, registry: CollectorRegistry,
+                 client: aioredis.Redis | None = None):
+        """With ``client``, rate limits are shared by every replica and held digests
+        survive a restart (``SharedWindow``); without, they are this process's own."""
         self.channels = {c.id: c for c in paging.channels}
+        self.people = {p.id: p for p in paging.people}
         self.senders = {c.id: SENDERS[c.type](c, session) for c in paging.channels}
-        self.windows = {c.id: _Window(c.rate_limit.messages, c.rate_limit.per)
-                        for c in paging.channels if c.rate_limit}
+        self.windows: dict[str, MemoryWindow | SharedWindow] = {
+            c.id: SharedWindow(client, c.id, c.rate_limit.messages, c.rate_limit.per) if client is not None
+            else MemoryWindow(c.rate_limit.messages, c.rate_limit.per)
+            for c in paging.channels if c.rate_limit}
+        self.flushers: dict[str, asyncio.Task] = {}
         self.batch_window = paging.batch_window
         self.batches: dict[tuple[str, str], _Batch] = {}
         self.sent = Counter("hallmon_pages_sent_total", "Messages handed to a channel, by outcome.",
@@ -250,10 +236,10 @@ class Delivery:
     async def send(self, channel_id: str, msg: Message, person: Person | None, _depth: int = 0) -> str:
         """Deliver; returns the outcome (sent, digested, failed, fallback)."""
         window = self.windows.get(channel_id)
-        if window is not None and not window.admit():
-            window.held.append((msg, person))
-            if window.flusher is None or window.flusher.done():
-                window.flusher = asyncio.create_task(self._flush(channel_id, window))
+        if window is not None and not await window.admit():
+            await window.hold({"title": msg.title, "ack_url": msg.ack_url, "lang": msg.lang,
+                               "person": person.id if person else None})
+            self._start_flusher(channel_id)
             self.sent.labels(channel_id, "digested").inc()
             return "digested"
         cfg = self.channels[channel_id]
@@ -312,21 +298,43 @@ class Delivery:
             if not done.done():
                 done.set_result(outcome)
 
-    async def _flush(self, channel_id: str, window: _Window) -> None:
-        while window.held:
-            await asyncio.sleep(window.wait() + 0.01)
-            if not window.admit():
+    def _start_flusher(self, channel_id: str) -> None:
+        task = self.flushers.get(channel_id)
+        if task is None or task.done():
+            self.flushers[channel_id] = asyncio.create_task(self._flush(channel_id, self.windows[channel_id]))
+
+    async def resume_held(self) -> None:
+        """Flush digests that a process which stopped (or died) left held."""
+        for channel_id, window in self.windows.items():
+            if await window.has_held():
+                self._start_flusher(channel_id)
+
+    async def _flush(self, channel_id: str, window: MemoryWindow | SharedWindow) -> None:
+        while await window.has_held():
+            await asyncio.sleep(await window.wait() + 0.01)
+            if not await window.lock():  # another replica is flushing this channel
+                await asyncio.sleep(0.2)
                 continue
-            batch, window.held = window.held, []
-            msg = digest([m for m, _ in batch], batch[0][0].lang)
             try:
-                await self.senders[channel_id].send(msg, batch[0][1])
-                self.sent.labels(channel_id, "sent").inc()
-            except ChannelError as err:
-                log.error("digest_send_failed", channel=channel_id, error=str(err), held=len(batch))
-                self.sent.labels(channel_id, "failed").inc()
+                if not await window.admit():
+                    continue
+                batch = await window.take()
+                if not batch:
+                    continue
+                lang = batch[0]["lang"]
+                msg = digest([Message(kind="page", title=b["title"], text="", ack_url=b["ack_url"], lang=lang)
+                              for b in batch], lang)
+                try:
+                    await self.senders[channel_id].send(msg, self.people.get(batch[0]["person"] or ""))
+                    self.sent.labels(channel_id, "sent").inc()
+                except ChannelError as err:
+                    log.error("digest_send_failed", channel=channel_id, error=str(err), held=len(batch))
+                    self.sent.labels(channel_id, "failed").inc()
+                await window.taken(len(batch))
+            finally:
+                await window.unlock()
 
     async def close(self) -> None:
-        for task in [w.flusher for w in self.windows.values()] + [b.flusher for b in self.batches.values()]:
+        for task in [*self.flushers.values()] + [b.flusher for b in self.batches.values()]:
             if task and not task.done():
                 task.cancel()

@@ -349,6 +349,10 @@ class Pager:
             log.exception("handoff_report_failed", roster=roster_id)
 
     async def run_forever(self, report_for: Callable | None = None) -> None:
+        try:
+            await self.delivery.resume_held()
+        except (redis.exceptions.RedisError, OSError) as err:
+            log.error("held_digests_not_resumed", error=str(err))
         tasks = [self.consume(), self.timers.run(self.on_timer)]
         if report_for is not None:
             tasks.append(self.handoffs(report_for))

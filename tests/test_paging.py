@@ -354,3 +354,44 @@ async def test_an_ack_while_a_step_is_on_the_wire_still_stops_the_next_step(aioh
         assert [p["step"] for p in pages] == [0, 2]
     finally:
         await runner.cleanup()
+
+
+async def test_two_replicas_share_a_robots_rate_limit_and_a_held_digest_survives_a_restart(robots, redis_url):
+    import aiohttp
+    import redis.asyncio as aioredis
+    from prometheus_client import CollectorRegistry
+
+    from monitor.channels import Delivery
+    from monitor.messages import render
+    from monitor.paging_config import PagingConfig
+
+    paging = PagingConfig.model_validate({"channels": [{
+        "id": "lead-dingtalk", "type": "dingtalk", "url": f"{robots.base}/robot/send",
+        "token_env": "HALLMON_T_DING_TOKEN", "secret_env": "HALLMON_T_DING_SECRET",
+        "rate_limit": {"messages": 20, "per": "2s"}}]})
+
+    def page(i):
+        inc = {"id": f"INC-TEST-{i:04d}", "level": 3, "level_name": "三级", "category": "pos", "sites": ["u2a"],
+               "faults": ["pos.link_down"], "clocks": [], "detected_at": "2026-11-25T09:00:00+08:00"}
+        return render("page", "zh", inc)
+
+    r = aioredis.from_url(redis_url, decode_responses=True)
+    async with aiohttp.ClientSession() as session:
+        a = Delivery(paging, session, CollectorRegistry(), r)
+        b = Delivery(paging, session, CollectorRegistry(), r)
+        outcomes = [await (a if i % 2 else b).send("lead-dingtalk", page(i), None) for i in range(30)]
+        assert outcomes.count("sent") == 20 and outcomes.count("digested") == 10  # one limit for both
+        await a.close()  # both replicas stop before the digest's turn comes
+        await b.close()
+        assert await r.llen("hallmon:paging:held:lead-dingtalk") == 10
+        c = Delivery(paging, session, CollectorRegistry(), r)  # a restarted replica
+        await c.resume_held()
+        await wait_for(lambda: len(robots.received["dingtalk"]) == 21, timeout=5)
+        await asyncio.sleep(0.3)
+        await c.close()
+    assert len(robots.received["dingtalk"]) == 21
+    digest = robots.received["dingtalk"][20]["markdown"]
+    assert "10" in digest["title"] and digest["text"].count("\n- ") == 10  # nothing dropped, nothing twice
+    assert await r.llen("hallmon:paging:held:lead-dingtalk") == 0
+    assert robots.rejected == []
+    await r.aclose()
