@@ -7,7 +7,6 @@ import secrets
 from typing import AsyncIterator
 
 import aiohttp
-import redis.asyncio as aioredis
 import redis.exceptions
 import structlog
 from aiohttp import web
@@ -15,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from probes import PROBES, ProbeContext
 
-from . import keys
+from . import keys, redisconn
 from .acklink import AckSigner
 from .api import errors_middleware
 from .api import routes as api_routes
@@ -44,7 +43,7 @@ def public_url(runtime: Runtime) -> str:
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     url = app[keys.RUNTIME].config.service.redis_url
-    client = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=5, decode_responses=True)
+    client = redisconn.connect(url, socket_connect_timeout=2, socket_timeout=5, decode_responses=True)
     app[keys.REDIS] = client
     yield
     await client.aclose()

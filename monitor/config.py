@@ -18,6 +18,7 @@ from probes import PROBES
 
 from .errors import ConfigError, ConfigIssue
 from .paging_config import PagingConfig
+from .redisconn import SENTINEL, parse_sentinel
 from .secret import Secret, SecretEnv, SecretFile
 from .target import AwareTime, Duration, HostPort, Hours, Model, Name, Target, parse_duration
 from .yamlload import load_file, locate
@@ -54,8 +55,10 @@ class ServiceConfig(Model):
     @field_validator("redis_url")
     @classmethod
     def _redis(cls, v: str) -> str:
-        if not v.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("expected a URL like redis://127.0.0.1:6379/0")
+        if v.startswith(SENTINEL):
+            parse_sentinel(v)
+        elif not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected a URL like redis://127.0.0.1:6379/0 or redis+sentinel://h:26379/service")
         return v
 
 
