@@ -159,14 +159,22 @@ class Hall:
         self.listener: asyncio.AbstractServer | None = None
 
     async def __aenter__(self) -> "Hall":
+        try:
+            await self._start()
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def _start(self) -> None:
         for thing in (self.devices, self.inbox, self.hall, self.port):
             await thing.start()
         self.listener = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
         tcp_port = self.listener.sockets[0].getsockname()[1]
         cfg = self.tmp / "hall.yml"
-        text = demo_config(self.redis_url, f"127.0.0.1:{free_port()}", self.hall.url, self.port.url,
-                                   tcp_port, self.inbox.url, self.devices.nut.address, self.devices.queue.url,
-                                   self.devices.acquirer.address)
+        text = demo_config(self.redis_url, f"127.0.0.1:{free_port()}", self.hall.url, self.port.url, tcp_port,
+                           self.inbox.url, self.devices.nut.address, self.devices.queue.url,
+                           self.devices.acquirer.address)
         # more targets at the port (flow mappings, one a line), beside its POS link
         anchor = next(line for line in text.splitlines() if "name: demo-port-pos" in line)
         indent = anchor[:len(anchor) - len(anchor.lstrip())]
@@ -175,7 +183,6 @@ class Hall:
         env = {"HALLMON_DEMO_TOKEN": self.token, "HALLMON_DEMO_LINK_SECRET": "link-secret-0123456789abcdef0123"}
         self.service = ServiceProcess(cfg, env=env)
         await asyncio.to_thread(self.service.wait_listening)
-        return self
 
     async def __aexit__(self, *exc) -> None:
         if self.service:
