@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from .base import Probe, ProbeContext
 from .http import HttpProbe
+from .nut import NutProbe
 from .tcp import TcpProbe
 
 PROBES: dict[str, type[Probe]] = {
     "net.tcp": TcpProbe,
     "system.http": HttpProbe,
+    "ups.nut": NutProbe,
 }
 
 __all__ = ["PROBES", "Probe", "ProbeContext"]
