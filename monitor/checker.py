@@ -48,7 +48,9 @@ class Checker:
         except Exception as err:  # a probe bug must not stop the service
             log.exception("probe_crashed", target=target.name, kind=target.kind)
             error, detail = f"probe crashed: {type(err).__name__}: {err}", {}
-        return Reading.failure(target.name, at, time.perf_counter() - t0, probe.down_fault, error, detail)
+        return Reading(target=target.name, at=at, ok=False, duration=time.perf_counter() - t0,
+                       faults=frozenset({probe.down_fault}), values=probe.down_values, error=error,
+                       detail=detail)
 
     def record(self, target: Target, reading: Reading) -> list[Alert]:
         self.last[target.name] = reading

@@ -4,12 +4,15 @@ from __future__ import annotations
 from .base import Probe, ProbeContext
 from .http import HttpProbe
 from .nut import NutProbe
+from .pos import Iso8583Probe, PosTcpProbe
 from .tcp import TcpProbe
 
 PROBES: dict[str, type[Probe]] = {
     "net.tcp": TcpProbe,
     "system.http": HttpProbe,
     "ups.nut": NutProbe,
+    "pos.iso8583": Iso8583Probe,
+    "pos.tcp": PosTcpProbe,
 }
 
 __all__ = ["PROBES", "Probe", "ProbeContext"]
