@@ -5,6 +5,7 @@ from .base import Probe, ProbeContext
 from .http import HttpProbe
 from .nut import NutProbe
 from .pos import Iso8583Probe, PosTcpProbe
+from .queue import QueueProbe
 from .tcp import TcpProbe
 
 PROBES: dict[str, type[Probe]] = {
@@ -13,6 +14,7 @@ PROBES: dict[str, type[Probe]] = {
     "ups.nut": NutProbe,
     "pos.iso8583": Iso8583Probe,
     "pos.tcp": PosTcpProbe,
+    "queue.http": QueueProbe,
 }
 
 __all__ = ["PROBES", "Probe", "ProbeContext"]
