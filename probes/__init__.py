@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from .base import Probe, ProbeContext
+from .dns import DnsProbe
 from .http import HttpProbe
+from .icmp import IcmpProbe
 from .nut import NutProbe
 from .pos import Iso8583Probe, PosTcpProbe
 from .queue import QueueProbe
@@ -15,6 +17,8 @@ PROBES: dict[str, type[Probe]] = {
     "pos.iso8583": Iso8583Probe,
     "pos.tcp": PosTcpProbe,
     "queue.http": QueueProbe,
+    "net.icmp": IcmpProbe,
+    "net.dns": DnsProbe,
 }
 
 __all__ = ["PROBES", "Probe", "ProbeContext"]
