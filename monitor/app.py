@@ -3,10 +3,12 @@ closed in reverse."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 from typing import AsyncIterator
 
 import aiohttp
 import redis.asyncio as aioredis
+import redis.exceptions
 import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -14,12 +16,23 @@ from prometheus_client import CollectorRegistry
 from probes import PROBES, ProbeContext
 
 from . import keys
+from .acklink import AckSigner
+from .api import errors_middleware
+from .api import routes as api_routes
+from .channels import Delivery
 from .checker import Checker
-from .endpoints import routes
+from .endpoints import routes, target_states
 from .faults import FaultTracker
-from .metrics import ReadingSeries, ServiceMetrics
+from .incident_metrics import IncidentCollector, refresh_forever
+from .incidents import IncidentStore
+from .metrics import ReadingSeries
+from .pager import Pager
+from .rosters import Rosters
+from .router import Router
 from .runtime import Runtime
 from .scheduler import Scheduler
+from .timers import Timers
+from .workdays import WorkCalendar
 
 log = structlog.get_logger("hallmon.app")
 
@@ -51,7 +64,8 @@ async def checks_ctx(app: web.Application) -> AsyncIterator[None]:
     ctx = ProbeContext(session=app[keys.SESSION])
     probes = {kind: cls(ctx) for kind, cls in PROBES.items()}
     queue = app[keys.ALERTS]
-    checker = Checker(probes, FaultTracker(public_url(rt)), ReadingSeries(), rt.metrics, queue.put_nowait)
+    tracker = FaultTracker(public_url(rt), uplinks=rt.config.uplinks)
+    checker = Checker(probes, tracker, ReadingSeries(), rt.metrics, queue.put_nowait)
     scheduler = Scheduler(checker.check, rt.metrics, rt.config.service.max_concurrent_checks)
     rt.start(checker, scheduler)
     log.info("checks_started", targets=len(rt.targets), shard=f"{rt.shard.index}/{rt.shard.count}")
@@ -61,26 +75,89 @@ async def checks_ctx(app: web.Application) -> AsyncIterator[None]:
         await probe.close()
 
 
-async def alerts_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The router's entry point. Until the router consumes it, alerts are logged."""
+async def router_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The router with its store, clock timers, ack-link signer and incident metrics;
+    it consumes the probes' alerts (the fast path) from ``app[keys.ALERTS]``."""
+    rt = app[keys.RUNTIME]
+    cfg = rt.config
+    client = app[keys.REDIS]
+    timers = Timers(client, "hallmon:clocktimers")
+    store = IncidentStore(client, timers)
+    calendar = WorkCalendar(holidays=frozenset(cfg.calendar.holidays), workdays=frozenset(cfg.calendar.workdays),
+                            known_years=frozenset(cfg.calendar.years))
+    router = Router(store, lambda: rt.config, calendar)
+    app[keys.ROUTER] = router
+    secret = cfg.api.link_secret_env or cfg.api.link_secret_file
+    if secret is None:
+        log.warning("ack_link_secret_missing", effect="links from this process die with it; set api.link_secret_env")
+    app[keys.ACK_SIGNER] = AckSigner(secret.value.encode() if secret else secrets.token_bytes(32), cfg.api.link_ttl)
+    collector = IncidentCollector()
+    app[keys.REGISTRY].register(collector)
     queue = app[keys.ALERTS]
 
     async def consume() -> None:
+        """Drain the probes' alerts in batches; on a store failure keep them and retry."""
+        pending: list = []
+        failing = False
         while True:
-            alert = await queue.get()
-            log.info("alert", fingerprint=alert.fingerprint, **alert.to_json())
+            if not pending:
+                pending.append(await queue.get())
+            while not queue.empty() and len(pending) < 5000:
+                pending.append(queue.get_nowait())
+            try:
+                await router.ingest(pending)
+                pending = []
+                if failing:
+                    log.info("router_recovered")
+                    failing = False
+            except (redis.exceptions.RedisError, OSError) as err:
+                if not failing:
+                    log.error("router_store_failing", error=str(err), held=len(pending))
+                    failing = True
+                await asyncio.sleep(1.0)
 
-    task = asyncio.create_task(consume())
+    tasks = [asyncio.create_task(consume()), asyncio.create_task(timers.run(router.clock_timer)),
+             asyncio.create_task(refresh_forever(collector, store))]
+    yield
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    app[keys.REGISTRY].unregister(collector)
+
+
+async def paging_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The pager, when the config has escalation policies."""
+    rt = app[keys.RUNTIME]
+    cfg = rt.config
+    if not cfg.paging.policies:
+        yield
+        return
+    calendar = WorkCalendar(holidays=frozenset(cfg.calendar.holidays), workdays=frozenset(cfg.calendar.workdays),
+                            known_years=frozenset(cfg.calendar.years))
+    delivery = Delivery(cfg.paging, app[keys.SESSION], app[keys.REGISTRY])
+    pager = Pager(app[keys.REDIS], lambda: rt.config, delivery, app[keys.ACK_SIGNER], public_url(rt),
+                  Rosters(cfg.paging, calendar))
+
+    async def report_for(roster_id: str, at) -> dict:
+        from .incidents import public
+        from .shiftreport import build
+
+        docs = await app[keys.ROUTER].store.list()
+        return build(pager.rosters, roster_id, at, target_states(rt), [public(d) for d in docs])
+
+    task = asyncio.create_task(pager.run_forever(report_for))
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+    await delivery.close()
 
 
 def build_app(runtime: Runtime, registry: CollectorRegistry) -> web.Application:
-    app = web.Application(client_max_size=1 << 20)
+    app = web.Application(client_max_size=runtime.config.api.max_body_bytes, middlewares=[errors_middleware])
     app[keys.RUNTIME] = runtime
     app[keys.REGISTRY] = registry
     app[keys.ALERTS] = asyncio.Queue()
-    app.cleanup_ctx.extend([redis_ctx, session_ctx, checks_ctx, alerts_ctx])
+    app.cleanup_ctx.extend([redis_ctx, session_ctx, checks_ctx, router_ctx, paging_ctx])
     app.add_routes(routes)
+    app.add_routes(api_routes)
     return app

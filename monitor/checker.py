@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from typing import Callable, Mapping
 
 import structlog
@@ -48,9 +49,8 @@ class Checker:
         except Exception as err:  # a probe bug must not stop the service
             log.exception("probe_crashed", target=target.name, kind=target.kind)
             error, detail = f"probe crashed: {type(err).__name__}: {err}", {}
-        return Reading(target=target.name, at=at, ok=False, duration=time.perf_counter() - t0,
-                       faults=frozenset({probe.down_fault}), values=probe.down_values, error=error,
-                       detail=detail)
+        failed = Reading.failure(target.name, at, time.perf_counter() - t0, probe.down_fault, error, detail)
+        return replace(failed, values=dict(probe.down_values)) if probe.down_values else failed
 
     def record(self, target: Target, reading: Reading) -> list[Alert]:
         self.last[target.name] = reading

@@ -173,7 +173,18 @@ def register_demo(sub: argparse._SubParsersAction) -> None:
     register(sub)
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_core, register_demo]
+def register_incidents(sub: argparse._SubParsersAction) -> None:
+    from .cli_incidents import register
+    register(sub)
+
+
+def register_oncall(sub: argparse._SubParsersAction) -> None:
+    from .cli_oncall import register
+    register(sub)
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_core, register_demo, register_incidents,
+                                                                 register_oncall]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,19 +6,20 @@ Every problem found is reported at once, each as ``file:line: key.path: message`
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import dataclass, field
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BeforeValidator, Field, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 
 from probes import PROBES
 
 from .errors import ConfigError, ConfigIssue
-from .target import HostPort, Model, Name, Target, TargetSpec, parse_duration
+from .paging_config import PagingConfig
+from .secret import Secret, SecretEnv, SecretFile
+from .target import AwareTime, Duration, HostPort, Hours, Model, Name, Target, parse_duration
 from .yamlload import load_file, locate
 
 __all__ = ["Config", "Secret", "SecretEnv", "SecretFile", "load_config", "validate_config",
@@ -36,40 +37,7 @@ def _timezone(value: Any) -> str:
 TimeZone = Annotated[str, BeforeValidator(_timezone)]
 
 
-@dataclass(frozen=True)
-class Secret:
-    """A token or key read from the environment or a file. Its repr never shows it."""
 
-    value: str = field(repr=False)
-    source: str
-
-    def __repr__(self) -> str:
-        return f"Secret({self.source})"
-
-    __str__ = __repr__
-
-
-def _secret_env(name: Any) -> Secret:
-    if not isinstance(name, str) or not name:
-        raise ValueError("expected the name of an environment variable")
-    value = os.environ.get(name)
-    if not value:
-        raise ValueError(f"environment variable {name} is not set")
-    return Secret(value, f"env:{name}")
-
-
-def _secret_file(path: Any) -> Secret:
-    try:
-        value = Path(str(path)).read_text(encoding="utf-8").strip()
-    except OSError as err:
-        raise ValueError(f"cannot read secret file: {err.strerror}") from None
-    if not value:
-        raise ValueError("secret file is empty")
-    return Secret(value, f"file:{path}")
-
-
-SecretEnv = Annotated[Secret, BeforeValidator(_secret_env)]
-SecretFile = Annotated[Secret, BeforeValidator(_secret_file)]
 
 TargetUnion = Annotated[Union[tuple(p.spec for p in PROBES.values())],  # noqa: UP007
                         Field(discriminator="kind")]
@@ -83,10 +51,28 @@ class ServiceConfig(Model):
     public_url: str | None = None  # base of links in pages; default http://<listen>
     log_format: Literal["auto", "console", "json"] = "auto"
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, v: str) -> str:
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected a URL like redis://127.0.0.1:6379/0")
+        return v
+
+
+
+
+
+class Window(Model):
+    """A planned outage (Putian art. 3): incidents are recorded and marked, not paged."""
+
+    from_: AwareTime = Field(alias="from")
+    to: AwareTime
+    reason: str = ""
+
     @model_validator(mode="after")
-    def _redis(self) -> "ServiceConfig":
-        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("redis_url: expected redis://host:port/db")
+    def _order(self) -> "Window":
+        if self.to <= self.from_:
+            raise ValueError("to: must be after from")
         return self
 
 
@@ -95,6 +81,8 @@ class Site(Model):
     name: str
     timezone: TimeZone | None = None  # default: service.timezone
     uplinks: tuple[str, ...] = ()  # names of this site's uplink targets
+    maintenance: tuple[Window, ...] = ()
+    hours: Hours = Hours()  # opening hours (queue judgements)
     targets: tuple[TargetUnion, ...] = ()
 
 
@@ -111,19 +99,57 @@ class Organisation(Model):
     units: tuple[Unit, ...] = Field(min_length=1)
 
 
+Scope = Literal["alerts:write", "incidents:read", "incidents:write"]
+
+
+class ApiToken(Model):
+    name: str
+    secret_env: SecretEnv | None = None
+    secret_file: SecretFile | None = None
+    scopes: tuple[Scope, ...] = Field(min_length=1)
+    units: tuple[str, ...] = ()  # empty: every unit
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> "ApiToken":
+        if (self.secret_env is None) == (self.secret_file is None):
+            raise ValueError("give exactly one of secret_env, secret_file")
+        return self
+
+    @property
+    def secret(self) -> Secret:
+        return self.secret_env or self.secret_file
+
+
+class ApiConfig(Model):
+    tokens: tuple[ApiToken, ...] = ()
+    link_secret_env: SecretEnv | None = None  # signs ack links; shared by replicas
+    link_secret_file: SecretFile | None = None
+    link_ttl: Duration = 24 * 3600.0
+    max_body_bytes: int = Field(10 << 20, ge=1024)
+
+
+class CalendarConfig(Model):
+    """Holidays and make-up working days the calendar library does not know yet."""
+
+    holidays: tuple[date, ...] = ()
+    workdays: tuple[date, ...] = ()
+    years: tuple[int, ...] = ()  # years fully described here (no fallback)
+
+
 class Config(Model):
     service: ServiceConfig = ServiceConfig()
     plan: str = "default"
     organisation: Organisation
-    api: Any = None  # the router issue gives this its model
-    paging: Any = None  # the paging issue gives this its model
+    api: ApiConfig = ApiConfig()
+    calendar: CalendarConfig = CalendarConfig()
+    paging: PagingConfig = PagingConfig()
     source: str = Field("<memory>", exclude=True)
 
     @cached_property
     def targets(self) -> tuple[Target, ...]:
         return tuple(
-            Target(spec=spec, site=site.id, unit=unit.id,
-                   system=spec.system or PROBES[spec.kind].system)
+            Target(spec=spec, site=site.id, unit=unit.id, system=spec.system or PROBES[spec.kind].system,
+                   hours=site.hours, timezone=site.timezone or self.service.timezone)
             for unit in self.organisation.units
             for site in unit.sites
             for spec in site.targets)
@@ -131,6 +157,10 @@ class Config(Model):
     @cached_property
     def sites(self) -> dict[str, tuple[Unit, Site]]:
         return {s.id: (u, s) for u in self.organisation.units for s in u.sites}
+
+    @cached_property
+    def uplinks(self) -> dict[str, set[str]]:
+        return {s.id: set(s.uplinks) for u in self.organisation.units for s in u.sites if s.uplinks}
 
     def site_timezone(self, site_id: str) -> ZoneInfo:
         site = self.sites.get(site_id)
@@ -141,6 +171,15 @@ def _got(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return ""
     return f", got {json.dumps(value, ensure_ascii=False) if isinstance(value, str) else value}"
+
+
+def schema_issues(err: ValidationError, data: Any, file: str) -> list[ConfigIssue]:
+    """Pydantic's errors as located issues; a list whose items failed is not also
+    reported as too short."""
+    errors = err.errors(include_url=False)
+    nested = [e["loc"] for e in errors if e["type"] != "too_short"]
+    return [_issue(e, data, file) for e in errors
+            if e["type"] != "too_short" or not any(loc[:len(e["loc"])] == e["loc"] for loc in nested)]
 
 
 def _issue(err: dict, data: Any, file: str) -> ConfigIssue:
@@ -163,9 +202,18 @@ def _issue(err: dict, data: Any, file: str) -> ConfigIssue:
     return ConfigIssue(file, line, path, msg)
 
 
-def _duplicates(data: Any, file: str) -> list[ConfigIssue]:
-    """Ids that must be unique across the whole file, checked on the raw tree so that
-    they are reported together with every schema error."""
+def _seconds(node: Any, key: str, default: float) -> float | None:
+    if not isinstance(node, dict) or key not in node:
+        return default
+    try:
+        return parse_duration(node[key])
+    except ValueError:
+        return None  # reported by the schema
+
+
+def _cross_checks(data: Any, file: str) -> list[ConfigIssue]:
+    """Rules across keys (unique ids, uplinks, timeout within interval), checked on the
+    raw tree so that they are reported together with every schema error."""
     issues: list[ConfigIssue] = []
     seen: dict[str, dict[str, str]] = {"unit": {}, "site": {}, "target": {}}
 
@@ -193,6 +241,12 @@ def _duplicates(data: Any, file: str) -> list[ConfigIssue]:
                 name = target.get("name") if isinstance(target, dict) else None
                 names.add(name)
                 note("target", name, (*base, "sites", si, "targets", ti, "name"))
+                timeout = _seconds(target, "timeout", 5.0)
+                interval = _seconds(target, "interval", 10.0)
+                if timeout is not None and interval is not None and timeout > interval:
+                    path, line = locate(data, (*base, "sites", si, "targets", ti, "timeout"))
+                    issues.append(ConfigIssue(file, line, path,
+                                              f"timeout {timeout:g}s is longer than interval {interval:g}s"))
             for li, uplink in items(site, "uplinks"):
                 if uplink not in names:
                     path, line = locate(data, (*base, "sites", si, "uplinks", li))
@@ -200,15 +254,28 @@ def _duplicates(data: Any, file: str) -> list[ConfigIssue]:
     return issues
 
 
-def _timeouts(cfg: Config, data: Any, file: str) -> list[ConfigIssue]:
+def _references(cfg: Config, data: Any, file: str) -> list[ConfigIssue]:
+    """Plans that exist and validate; token units that exist."""
+    from .plans import load_plan
+
     issues = []
-    for ui, unit in enumerate(cfg.organisation.units):
-        for si, site in enumerate(unit.sites):
-            for ti, spec in enumerate(site.targets):
-                if spec.timeout > spec.interval:
-                    path, line = locate(data, ("organisation", "units", ui, "sites", si, "targets", ti, "timeout"))
-                    issues.append(ConfigIssue(file, line, path,
-                                              f"timeout {spec.timeout:g}s is longer than interval {spec.interval:g}s"))
+    refs = [(("plan",), cfg.plan)] + [(("organisation", "units", i, "plan"), u.plan)
+                                      for i, u in enumerate(cfg.organisation.units) if u.plan]
+    for loc, ref in refs:
+        try:
+            load_plan(ref)
+        except ConfigError as err:
+            path, line = locate(data, loc)
+            issues += [ConfigIssue(file, line, path, str(i)) for i in err.issues]
+    for loc, message in cfg.paging.cross_issues():
+        path, line = locate(data, loc)
+        issues.append(ConfigIssue(file, line, path, message))
+    units = {u.id for u in cfg.organisation.units}
+    for ti, token in enumerate(cfg.api.tokens):
+        for ui, unit in enumerate(token.units):
+            if unit not in units:
+                path, line = locate(data, ("api", "tokens", ti, "units", ui))
+                issues.append(ConfigIssue(file, line, path, f"no unit {unit!r}"))
     return issues
 
 
@@ -220,14 +287,10 @@ def validate_config(data: Any, file: str) -> Config:
     try:
         cfg = Config.model_validate({**data, "source": file})
     except ValidationError as err:
-        errors = err.errors(include_url=False)
-        # a list whose items failed is also "too short" after validation: say it once
-        nested = [e["loc"] for e in errors if e["type"] != "too_short"]
-        issues += [_issue(e, data, file) for e in errors
-                   if e["type"] != "too_short" or not any(loc[:len(e["loc"])] == e["loc"] for loc in nested)]
-    issues += _duplicates(data, file)
+        issues += schema_issues(err, data, file)
+    issues += _cross_checks(data, file)
     if cfg is not None:
-        issues += _timeouts(cfg, data, file)
+        issues += _references(cfg, data, file)
     if issues:
         raise ConfigError(sorted(issues, key=lambda i: (i.line or 0, i.path)))
     return cfg

@@ -39,15 +39,11 @@ async def readyz(request: web.Request) -> web.Response:
                              status=200 if ready else 503)
 
 
-@routes.get("/api/v1/targets")
-async def targets(request: web.Request) -> web.Response:
-    rt = request.app[keys.RUNTIME]
+def target_states(rt) -> list[dict]:
+    """Every target's last reading and fault state (the targets API, the shift report)."""
     checker = rt.checker
-    wanted = request.query.get("target")
     out = []
     for t in rt.targets:
-        if wanted and t.name != wanted:
-            continue
         reading = checker.last.get(t.name)
         out.append({
             "name": t.name, "kind": t.kind, "site": t.site, "unit": t.unit, "system": t.system,
@@ -55,6 +51,13 @@ async def targets(request: web.Request) -> web.Response:
             "last_reading": reading.to_json() if reading else None,
             "faults": checker.tracker.state(t.name),
         })
+    return out
+
+
+@routes.get("/api/v1/targets")
+async def targets(request: web.Request) -> web.Response:
+    wanted = request.query.get("target")
+    out = [t for t in target_states(request.app[keys.RUNTIME]) if not wanted or t["name"] == wanted]
     if wanted and not out:
         return error(404, "not_found", f"no target {wanted!r}")
     return web.json_response({"targets": out})

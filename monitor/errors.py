@@ -13,7 +13,13 @@
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+
+
+def os_reason(err: OSError) -> str:
+    """A socket error's reason, the same under asyncio and uvloop ("Connection refused")."""
+    return os.strerror(err.errno) if err.errno else str(err)
 
 
 class HallmonError(Exception):

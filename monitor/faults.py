@@ -5,6 +5,13 @@ reading) and clears once it has been absent for ``clear_for`` (0s: the first goo
 reading). The alert's ``startsAt`` is the first failing reading, not the moment ``for``
 elapsed: the plans' clocks run from when the fault was first seen. Each transition is
 logged once; repeated failing checks log nothing.
+
+Topology: while one of a site's uplink targets has an active fault, every other fault
+that becomes active at that site carries the label ``cause`` (the uplink's fault), so
+the router folds them into the uplink's incident instead of opening twenty. The labels
+an alert fired with are kept, so its resolution matches it whatever the uplink does
+meanwhile. A fault seen before the uplink's own fault is active carries no cause: give
+non-uplink targets a ``for`` of one interval where that matters.
 """
 from __future__ import annotations
 
@@ -30,12 +37,14 @@ class FaultState:
     active: bool = False
     good_since: float | None = None  # first good reading while active
     error: str | None = None
+    labels: dict | None = None  # the labels it fired with
 
 
 class FaultTracker:
-    def __init__(self, generator_url: str = ""):
+    def __init__(self, generator_url: str = "", uplinks: dict[str, set[str]] | None = None):
         self._states: dict[str, dict[str, FaultState]] = {}
         self._generator_url = generator_url
+        self.uplinks = uplinks or {}  # site → names of its uplink targets
 
     def observe(self, target: Target, reading: Reading) -> list[Alert]:
         """Apply one reading; return the alerts that fired or resolved because of it."""
@@ -69,8 +78,21 @@ class FaultTracker:
                 out.append(self._alert(target, fault, st, now))
         return out
 
+    def _cause(self, target: Target) -> str | None:
+        for uplink in self.uplinks.get(target.site, ()):
+            if uplink != target.name:
+                for fault, st in self._states.get(uplink, {}).items():
+                    if st.active:
+                        return fault
+        return None
+
     def _alert(self, target: Target, fault: str, st: FaultState, ended: float | None) -> Alert:
-        labels = {"alertname": "HallmonFault", **target.labels, "fault": fault}
+        if st.labels is None:
+            st.labels = {"alertname": "HallmonFault", **target.labels, "fault": fault}
+            cause = self._cause(target)
+            if cause:
+                st.labels["cause"] = cause
+        labels = st.labels
         annotations = {"summary": _SUMMARY["zh"].format(site=target.site, target=target.name, fault=fault)}
         if st.error:
             annotations["description"] = st.error

@@ -11,6 +11,8 @@ from prometheus_client import CollectorRegistry
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
+    from .acklink import AckSigner
+    from .router import Router
     from .runtime import Runtime
 
 RUNTIME: web.AppKey["Runtime"] = web.AppKey("runtime")
@@ -18,3 +20,5 @@ REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("registry", CollectorRegist
 SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("session", aiohttp.ClientSession)
 REDIS: web.AppKey["aioredis.Redis"] = web.AppKey("redis")
 ALERTS: web.AppKey["asyncio.Queue"] = web.AppKey("alerts", asyncio.Queue)
+ROUTER: web.AppKey["Router"] = web.AppKey("router")
+ACK_SIGNER: web.AppKey["AckSigner"] = web.AppKey("ack_signer")

@@ -71,6 +71,7 @@ class Runtime:
         targets = self.targets
         if self.checker:
             self.checker.retain(targets)
+            self.checker.tracker.uplinks = new.uplinks
         if self.scheduler:
             self.scheduler.set_targets(targets)
         self.metrics.reloads.labels("applied").inc()

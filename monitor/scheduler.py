@@ -4,7 +4,8 @@ Each target's checks sit on a fixed grid, ``k * interval + offset``, where the o
 a stable hash of the target's name: start-up spreads 10,000 targets evenly over the
 interval instead of firing them at once, replicas and restarts agree on the grid, and
 since every slot is computed from the grid (never "now + interval") there is no drift.
-The event loop's own timer heap holds one handle per target. A check whose previous
+Offsets are quantised to 20 ms so that checks due together share one wake-up of the
+loop. The event loop's own timer heap holds one handle per target. A check whose previous
 check is still running is skipped and counted; a global semaphore caps concurrent
 checks; lag (start time minus scheduled time) is measured after the semaphore.
 """
@@ -21,6 +22,8 @@ from .metrics import ServiceMetrics
 from .target import Target, stable_hash
 
 log = structlog.get_logger("hallmon.scheduler")
+
+_QUANTUM = 0.02
 
 
 class Scheduler:
@@ -39,7 +42,9 @@ class Scheduler:
     def slot_after(self, target: Target, after: float) -> float:
         """The first grid slot of ``target`` at or after ``after`` (loop time)."""
         interval = target.interval
-        offset = stable_hash(target.name) / 2**64 * interval
+        # offsets on a 20 ms grid: checks due together run in one loop iteration
+        quantum = min(_QUANTUM, interval / 10)
+        offset = (stable_hash(target.name) * int(interval / quantum) >> 64) * quantum
         wall = after - self._mono_minus_wall
         k = math.ceil((wall - offset) / interval)
         return k * interval + offset + self._mono_minus_wall

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Mapping
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d|w))+$")
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -61,6 +62,17 @@ def _name(value: Any) -> str:
     return value
 
 
+def _aware(value: Any) -> datetime:
+    try:
+        dt = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError("expected a time like 2026-12-01T08:30+08:00") from None
+    if dt.tzinfo is None:
+        raise ValueError("expected a time with its offset, like 2026-12-01T08:30+08:00")
+    return dt
+
+
+AwareTime = Annotated[datetime, BeforeValidator(_aware)]
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 HostPort = Annotated[str, BeforeValidator(parse_hostport)]
 Name = Annotated[str, BeforeValidator(_name)]
@@ -70,6 +82,31 @@ class Model(BaseModel):
     """Base of every config model: unknown keys are errors, values are frozen."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Closure(Model):
+    from_: AwareTime = Field(alias="from")
+    to: AwareTime
+    reason: str = ""
+
+
+class Hours(Model):
+    """A site's opening hours: on China's working days (make-up days included) unless
+    ``working_days`` is false, between ``open`` and ``close`` local time, except closures."""
+
+    open: str = "09:00"
+    close: str = "17:00"
+    working_days: bool = True
+    closures: tuple[Closure, ...] = ()
+
+    @model_validator(mode="after")
+    def _times(self) -> "Hours":
+        for t in (self.open, self.close):
+            if not re.match(r"^([01]\d|2[0-3]):[0-5]\d$", t):
+                raise ValueError(f"expected a local time like 09:00, got {t!r}")
+        if self.close <= self.open:
+            raise ValueError("close must be after open")
+        return self
 
 
 class TargetSpec(Model):
@@ -99,6 +136,8 @@ class Target:
     site: str
     unit: str
     system: str
+    hours: Hours | None = None  # the site's opening hours, for probes that judge by them
+    timezone: str = "Asia/Shanghai"
 
     @property
     def name(self) -> str:

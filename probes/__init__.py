@@ -5,10 +5,11 @@ from .base import Probe, ProbeContext
 from .dns import DnsProbe
 from .http import HttpProbe
 from .icmp import IcmpProbe
+from .iso8583 import Iso8583Probe
 from .nut import NutProbe
-from .pos import Iso8583Probe, PosTcpProbe
 from .queue import QueueProbe
-from .tcp import TcpProbe
+from .snmp import SnmpProbe
+from .tcp import PosTcpProbe, TcpProbe
 
 PROBES: dict[str, type[Probe]] = {
     "net.tcp": TcpProbe,
@@ -19,6 +20,7 @@ PROBES: dict[str, type[Probe]] = {
     "queue.http": QueueProbe,
     "net.icmp": IcmpProbe,
     "net.dns": DnsProbe,
+    "ups.snmp": SnmpProbe,
 }
 
 __all__ = ["PROBES", "Probe", "ProbeContext"]

@@ -30,7 +30,7 @@ class Probe:
     system: ClassVar[str]
     faults: ClassVar[tuple[str, ...]]
     down_fault: ClassVar[str]
-    down_values: ClassVar[Mapping[str, float]] = {}  # metric values of a failed check (link_up 0)
+    down_values: ClassVar[dict[str, float]] = {}  # what a failed check reports (e.g. link up = 0)
 
     def __init__(self, ctx: ProbeContext):
         self.ctx = ctx

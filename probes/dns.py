@@ -1,5 +1,5 @@
-"""net.dns: resolve a name against a given server; a failure, a timeout or an answer
-other than the expected one → ``network.dns``."""
+"""net.dns: resolve a name against a given DNS server; ``network.dns`` when the lookup
+fails or the answer is not what is expected."""
 from __future__ import annotations
 
 import time
@@ -7,11 +7,10 @@ from typing import Literal
 
 import dns.asyncresolver
 import dns.exception
-import dns.rdatatype
 import dns.resolver
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from monitor.errors import PeerError, ProbeTimeout, ProtocolError
+from monitor.errors import ProbeConnectError, ProbeTimeout, ProtocolError
 from monitor.reading import Reading
 from monitor.target import HostPort, Target, TargetSpec, split_hostport
 
@@ -20,17 +19,10 @@ from .base import Probe
 
 class DnsSpec(TargetSpec):
     kind: Literal["net.dns"]
-    address: HostPort  # the DNS server, e.g. 10.0.0.53:53
+    address: HostPort  # the DNS server, e.g. 127.0.0.1:53
     query: str  # the name to resolve
-    type: Literal["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SRV", "PTR"] = "A"
-    expect: tuple[str, ...] = Field(default_factory=tuple)  # answers that must all be present
-
-    @field_validator("query")
-    @classmethod
-    def _query(cls, v: str) -> str:
-        if not v or any(c.isspace() for c in v):
-            raise ValueError("expected a domain name")
-        return v
+    record: Literal["A", "AAAA", "CNAME", "MX", "TXT"] = "A"
+    expect: tuple[str, ...] = Field(default_factory=tuple)  # answers that must be among the records
 
 
 class DnsProbe(Probe):
@@ -43,29 +35,24 @@ class DnsProbe(Probe):
         spec: DnsSpec = target.spec
         host, port = split_hostport(spec.address)
         resolver = dns.asyncresolver.Resolver(configure=False)
-        resolver.nameservers, resolver.port = [host], port
-        resolver.lifetime = resolver.timeout = spec.timeout
+        resolver.nameservers = [host]
+        resolver.port = port
+        resolver.lifetime = spec.timeout
         at, t0 = time.time(), time.perf_counter()
         try:
-            answer = await resolver.resolve(spec.query, spec.type, raise_on_no_answer=False)
+            answer = await resolver.resolve(spec.query, spec.record, raise_on_no_answer=True)
         except dns.resolver.NXDOMAIN as err:
-            raise PeerError(target.name, f"{spec.query}: NXDOMAIN from {spec.address}", "NXDOMAIN") from err
-        except (dns.resolver.LifetimeTimeout, dns.exception.Timeout) as err:
-            raise ProbeTimeout(target.name, f"{spec.query}: no answer from {spec.address}") from err
-        except dns.resolver.NoNameservers as err:
-            raise PeerError(target.name, f"{spec.query}: {spec.address} failed (SERVFAIL or refused)",
-                            "SERVFAIL") from err
-        except dns.exception.DNSException as err:
-            raise ProtocolError(target.name, f"{spec.query}: {err}") from err
-        elapsed = time.perf_counter() - t0
-        got = sorted(r.to_text().rstrip(".") for r in answer) if answer.rrset is not None else []
-        missing = [e for e in spec.expect if e.rstrip(".") not in got]
-        error = None
-        if not got:
-            error = f"{spec.query} {spec.type}: empty answer"
-        elif missing:
-            error = f"{spec.query} {spec.type}: expected {', '.join(missing)}, got {', '.join(got)}"
-        return Reading(target=target.name, at=at, ok=error is None, duration=elapsed,
-                       faults=frozenset({"network.dns"}) if error else frozenset(),
-                       values={"hallmon_dns_lookup_seconds": elapsed}, error=error,
-                       detail={"answers": got})
+            raise ProtocolError(target.name, f"{spec.query}: no such name at {spec.address}") from err
+        except dns.resolver.NoAnswer as err:
+            raise ProtocolError(target.name, f"{spec.query}: no {spec.record} record at {spec.address}") from err
+        except dns.exception.Timeout as err:
+            raise ProbeTimeout(target.name, f"{spec.address}: no answer for {spec.query}") from err
+        except (dns.exception.DNSException, OSError) as err:
+            raise ProbeConnectError(target.name, f"{spec.address}: {err}") from err
+        took = time.perf_counter() - t0
+        records = sorted(r.to_text().rstrip(".") for r in answer)
+        missing = [e for e in spec.expect if e.rstrip(".") not in records]
+        error = f"{spec.query} answered {records}, expected {list(spec.expect)}" if missing else None
+        return Reading(target=target.name, at=at, ok=True, duration=took,
+                       faults=frozenset({"network.dns"}) if missing else frozenset(),
+                       values={"hallmon_dns_lookup_seconds": took}, detail={"answers": records}, error=error)

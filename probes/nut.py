@@ -1,185 +1,189 @@
-"""ups.nut: a UPS behind upsd, over NUT's network protocol (TCP 3493).
+"""ups.nut: NUT's network protocol (upsd, TCP 3493), read-only.
 
-Read-only: the probe sends ``LIST VAR <ups>`` (and offers ``GET VAR``), never
-``LOGIN``, ``INSTCMD`` or ``SET``. One connection per upsd address is shared by every
-UPS on it; requests on it are serialised, and a connection that breaks, or whose
-request was cut short by a timeout, is dropped and reopened by the next check.
-``ups.status`` and the battery variables go through the shared power model
-(``probes.power``).
+Only ``LIST VAR`` is sent — never LOGIN, INSTCMD or SET. One connection per upsd is
+shared by every UPS on it (requests are serialised on it) and reopened after a loss.
+Replies are parsed with hard bounds: a line longer than 1 KiB, more than 2,000 variables,
+or a peer that drips bytes past the timeout is a typed error, never unbounded memory.
+``ERR`` replies become ``PeerError`` with NUT's code (DATA-STALE, DRIVER-NOT-CONNECTED,
+UNKNOWN-UPS, ACCESS-DENIED…); all of them, and no answer, mean ``power.ups_unreachable``.
 """
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import field_validator
+from pydantic import BeforeValidator
 
-from monitor.errors import NUT_ERRORS, NutError, ProbeConnectError, ProtocolError
+from monitor.errors import os_reason, PeerError, ProbeConnectError, ProtocolError
 from monitor.reading import Reading
-from monitor.target import Target, parse_hostport, split_hostport
+from monitor.target import Name, Target, TargetSpec, parse_hostport, split_hostport
 
 from .base import Probe
-from .nutwire import MAX_LINE, MAX_LIST, WireError, format_line, parse_line, read_line
-from .power import DOWN_FAULT, FAULTS, PowerSpec, PowerState, judge
+from .power import FAULTS, Thresholds, UpsState, assess
 
-DEFAULT_PORT = 3493
-ON_BATTERY = {"OB"}
-LOW_BATTERY = {"LB"}
-UPS_FAULT = {"ALARM", "OVER", "BYPASS", "RB", "FSD"}
+MAX_LINE = 1024
+MAX_VARS = 2000
 
 
-class NutSpec(PowerSpec):
-    kind: Literal["ups.nut"]
-    address: str
-    ups: str
+class NutSyntaxError(ValueError):
+    pass
 
-    @field_validator("address", mode="before")
-    @classmethod
-    def _address(cls, v: object) -> str:
-        return parse_hostport(v, DEFAULT_PORT)
 
-    @field_validator("ups")
-    @classmethod
-    def _ups(cls, v: str) -> str:
-        if not v or any(c.isspace() or c == '"' for c in v):
-            raise ValueError("expected a UPS name as upsd knows it, like ups1")
-        return v
+def split_words(line: str) -> list[str]:
+    """Split a NUT reply line into words; double-quoted words may hold spaces and the
+    escapes ``\\"`` and ``\\\\``."""
+    words, i, n = [], 0, len(line)
+    while i < n:
+        if line[i] == " ":
+            i += 1
+            continue
+        if line[i] == '"':
+            i += 1
+            buf = []
+            while True:
+                if i >= n:
+                    raise NutSyntaxError("unterminated quoted value")
+                c = line[i]
+                if c == "\\":
+                    if i + 1 >= n:
+                        raise NutSyntaxError("dangling escape")
+                    buf.append(line[i + 1])
+                    i += 2
+                elif c == '"':
+                    i += 1
+                    break
+                else:
+                    buf.append(c)
+                    i += 1
+            words.append("".join(buf))
+        else:
+            j = line.find(" ", i)
+            j = n if j < 0 else j
+            words.append(line[i:j])
+            i = j
+    return words
+
+
+def quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def parse_var_list(ups: str, lines: list[str]) -> dict[str, str]:
+    """The lines of a ``LIST VAR`` reply, BEGIN to END, as a dict."""
+    if not lines or split_words(lines[0]) != ["BEGIN", "LIST", "VAR", ups]:
+        raise NutSyntaxError(f"expected BEGIN LIST VAR {ups}")
+    out = {}
+    for line in lines[1:-1]:
+        words = split_words(line)
+        if len(words) != 4 or words[0] != "VAR" or words[1] != ups:
+            raise NutSyntaxError(f"unexpected line {line[:60]!r}")
+        out[words[2]] = words[3]
+    if split_words(lines[-1]) != ["END", "LIST", "VAR", ups]:
+        raise NutSyntaxError(f"expected END LIST VAR {ups}")
+    return out
 
 
 class NutConnection:
-    """One TCP connection to one upsd, shared, one request at a time."""
+    """One connection to one upsd, shared and serialised."""
 
     def __init__(self, address: str):
         self.address = address
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._lock = asyncio.Lock()
+        self.lock = asyncio.Lock()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
 
-    async def _open(self) -> None:
-        host, port = split_hostport(self.address)
+    async def _line(self, target: str) -> str:
         try:
-            self._reader, self._writer = await asyncio.open_connection(host, port, limit=MAX_LINE)
-        except OSError as err:
-            raise ProbeConnectError(self.address, f"connect upsd {self.address}: {err.strerror or err}") from err
+            raw = await self.reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError as err:
+            raise ProtocolError(target, f"{self.address}: reply line longer than {MAX_LINE} bytes") from err
+        except asyncio.IncompleteReadError as err:
+            raise ProbeConnectError(target, f"{self.address}: connection closed by upsd") from err
+        try:
+            return raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as err:
+            raise ProtocolError(target, f"{self.address}: reply is not text") from err
 
-    def drop(self) -> None:
-        if self._writer is not None:
-            self._writer.transport.abort()
-        self._reader = self._writer = None
-
-    async def request(self, words: list[str], target: str) -> list[list[str]]:
-        """Send one command; return the answer's lines as words (a list's inner lines
-        for ``LIST``). Raises ``NutError`` for ``ERR``, ``ProtocolError`` for garbage."""
-        async with self._lock:
-            reused = self._writer is not None
-            for attempt in (1, 2):
-                if self._writer is None:
-                    await self._open()
+    async def list_vars(self, target: str, ups: str) -> dict[str, str]:
+        async with self.lock:
+            if self.writer is None or self.writer.is_closing():
+                host, port = split_hostport(self.address)
                 try:
-                    return await self._exchange(words, target)
-                except (ConnectionError, OSError) as err:
-                    self.drop()
-                    if not reused or attempt == 2:  # a fresh connection failing is the answer
-                        raise ProbeConnectError(target, f"upsd {self.address}: {err}") from err
-                except BaseException:  # garbage, ERR or cancellation: state unknown, start over
-                    self.drop()
-                    raise
-            raise AssertionError("unreachable")
+                    self.reader, self.writer = await asyncio.open_connection(host, port, limit=MAX_LINE)
+                except OSError as err:
+                    raise ProbeConnectError(target, f"upsd {self.address}: {os_reason(err)}") from err
+            try:
+                self.writer.write(f"LIST VAR {ups}\n".encode())
+                await self.writer.drain()
+                first = await self._line(target)
+                if first.startswith("ERR "):
+                    code = first[4:].split(" ")[0]
+                    raise PeerError(target, f"upsd {self.address}: ERR {code} for {ups}", code)
+                if not first.startswith("BEGIN LIST VAR "):
+                    raise NutSyntaxError(f"expected BEGIN LIST VAR {ups}, got {first[:40]!r}")
+                lines = [first]
+                while not lines[-1].startswith("END "):
+                    if len(lines) > MAX_VARS:
+                        raise ProtocolError(target, f"{self.address}: more than {MAX_VARS} variables")
+                    lines.append(await self._line(target))
+                return parse_var_list(ups, lines)
+            except PeerError:
+                raise
+            except NutSyntaxError as err:
+                self.close()
+                raise ProtocolError(target, f"{self.address}: {err}") from err
+            except (ProtocolError, ProbeConnectError, OSError, asyncio.CancelledError):
+                self.close()  # the stream is out of step: start afresh next time
+                raise
 
-    async def _exchange(self, words: list[str], target: str) -> list[list[str]]:
-        assert self._writer is not None and self._reader is not None
-        self._writer.write((format_line(words) + "\n").encode())
-        await self._writer.drain()
-        first = await self._line(target)
-        if first[:1] == ["ERR"]:
-            code = first[1] if len(first) > 1 else "UNKNOWN"
-            raise NUT_ERRORS.get(code, NutError)(target, f"upsd {self.address}: ERR {code}", code)
-        if words[0] != "LIST":
-            return [first]
-        if first[:2] != ["BEGIN", "LIST"]:
-            raise ProtocolError(target, f"upsd {self.address}: expected BEGIN LIST, got {first[:3]}")
-        end = ["END", *first[1:]]
-        lines: list[list[str]] = []
-        while True:
-            line = await self._line(target)
-            if line == end:
-                return lines
-            if len(lines) >= MAX_LIST:
-                raise ProtocolError(target, f"upsd {self.address}: list longer than {MAX_LIST} lines")
-            lines.append(line)
-
-    async def _line(self, target: str) -> list[str]:
-        assert self._reader is not None
-        try:
-            return parse_line(await read_line(self._reader))
-        except WireError as err:
-            raise ProtocolError(target, f"upsd {self.address}: {err}") from err
-
-    async def list_vars(self, ups: str, target: str) -> dict[str, str]:
-        out = {}
-        for line in await self.request(["LIST", "VAR", ups], target):
-            if len(line) != 4 or line[0] != "VAR" or line[1] != ups:
-                raise ProtocolError(target, f"upsd {self.address}: unexpected line in LIST VAR: {line[:4]}")
-            out[line[2]] = line[3]
-        return out
-
-    async def get_var(self, ups: str, name: str, target: str) -> str:
-        line = (await self.request(["GET", "VAR", ups, name], target))[0]
-        if len(line) != 4 or line[:3] != ["VAR", ups, name]:
-            raise ProtocolError(target, f"upsd {self.address}: unexpected answer to GET VAR: {line[:4]}")
-        return line[3]
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.transport.abort()
+        self.reader = self.writer = None
 
 
-def _number(value: str | None) -> float | None:
-    if value is None:
-        return None
+def _num(vars_: dict[str, str], key: str) -> float | None:
     try:
-        return float(value)
-    except ValueError:
+        return float(vars_[key])
+    except (KeyError, ValueError):
         return None
 
 
-def power_state(variables: dict[str, str]) -> PowerState:
-    """NUT variables → the shared power model."""
-    status = variables.get("ups.status", "")
-    tokens = set(status.split())
-    charge, load = _number(variables.get("battery.charge")), _number(variables.get("ups.load"))
-    return PowerState(
-        on_battery=bool(tokens & ON_BATTERY), low_battery=bool(tokens & LOW_BATTERY),
-        ups_fault=bool(tokens & UPS_FAULT),
-        charge_ratio=charge / 100 if charge is not None else None,
-        runtime_seconds=_number(variables.get("battery.runtime")),
-        load_ratio=load / 100 if load is not None else None,
-        input_voltage=_number(variables.get("input.voltage")),
-        detail={"ups.status": status, **({"ups.alarm": variables["ups.alarm"]} if "ups.alarm" in variables else {})})
+NutAddress = Annotated[str, BeforeValidator(lambda v: parse_hostport(v, default_port=3493))]
+
+
+class NutSpec(TargetSpec, Thresholds):
+    kind: Literal["ups.nut"]
+    address: NutAddress
+    ups: Name
 
 
 class NutProbe(Probe):
     spec = NutSpec
     system = "power"
     faults = FAULTS
-    down_fault = DOWN_FAULT
+    down_fault = "power.ups_unreachable"
 
     def __init__(self, ctx):
         super().__init__(ctx)
-        self._conns: dict[str, NutConnection] = {}
-
-    def connection(self, address: str) -> NutConnection:
-        conn = self._conns.get(address)
-        if conn is None:
-            conn = self._conns[address] = NutConnection(address)
-        return conn
+        self.connections: dict[str, NutConnection] = {}
 
     async def check(self, target: Target) -> Reading:
         spec: NutSpec = target.spec
+        conn = self.connections.get(spec.address)
+        if conn is None:
+            conn = self.connections[spec.address] = NutConnection(spec.address)
         at, t0 = time.time(), time.perf_counter()
-        variables = await self.connection(spec.address).list_vars(spec.ups, target.name)
-        if "ups.status" not in variables:
-            raise ProtocolError(target.name, f"upsd {spec.address}: {spec.ups} has no ups.status")
-        return judge(power_state(variables), spec, target.name, at, time.perf_counter() - t0)
+        vars_ = await conn.list_vars(target.name, spec.ups)  # a timeout cancels it and closes the connection
+        state = UpsState(status=frozenset(vars_.get("ups.status", "").split()),
+                         charge_pct=_num(vars_, "battery.charge"), runtime_s=_num(vars_, "battery.runtime"),
+                         load_pct=_num(vars_, "ups.load"), input_voltage=_num(vars_, "input.voltage"))
+        faults, values = assess(state, spec)
+        return Reading(target=target.name, at=at, ok=True, duration=time.perf_counter() - t0, faults=faults,
+                       values=values, detail={"ups.status": vars_.get("ups.status", ""),
+                                              "device.model": vars_.get("device.model", "")})
 
     async def close(self) -> None:
-        for conn in self._conns.values():
-            conn.drop()
-        self._conns.clear()
+        for conn in self.connections.values():
+            conn.close()

@@ -1,76 +1,109 @@
-"""queue.http: a queue-number (取号叫号) system's HTTP/JSON status.
+"""queue.http: a queue-number system's HTTP/JSON status (Xiamen 4(1)2 and 4(1)4).
 
-The vendor's JSON is mapped to ``waiting``, ``longest_wait_seconds``,
-``tickets_issued_total``, ``last_called_at`` and ``windows_open`` by JSON paths
-(``$.data.waiting``, ``$.windows[0].open``) configured per target over a built-in
-preset. Unreachable, 5xx, or JSON that does not map → ``queue.down``. Inside the
-opening hours only: people waiting and no ticket called for ``stall_after`` →
-``queue.stalled``; waiting over ``max_waiting`` or longest wait over ``max_wait`` →
-``queue.congested``.
+The vendor's JSON is mapped onto ``waiting``, ``longest_wait_seconds``,
+``tickets_issued_total``, ``last_called_at`` and ``windows_open`` by dotted paths
+(``data.queue.waiting``, ``windows[0].open``), from a built-in preset or per target.
+A dotted path covers every vendor format seen; a JSONPath library would add a
+dependency for filters no status document needs.
+
+Faults: ``queue.down`` (unreachable, 5xx, not JSON, a mapped field missing);
+``queue.stalled`` (people waiting and no ticket called for ``stall_after``);
+``queue.congested`` (more than ``max_waiting`` waiting, or a wait over ``max_wait``).
+Stalled and congested are judged only while the site is open (opening hours on China's
+working days, make-up days included, minus closures).
 """
 from __future__ import annotations
 
 import json
 import re
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 import aiohttp
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from monitor.errors import ProbeConnectError, ProbeTimeout, ProtocolError
+from monitor.hours import is_open
 from monitor.reading import Reading
-from monitor.target import Duration, Target, TargetSpec
+from monitor.target import Duration, Model, Target, TargetSpec
 
 from .base import Probe
-from .hours import OpeningHours
 
-_MAX_BODY = 1 << 20
 FIELDS = ("waiting", "longest_wait_seconds", "tickets_issued_total", "last_called_at", "windows_open")
 PRESETS: dict[str, dict[str, str]] = {
-    # the shape of simulators.queue and of the common "/api/queue/status" vendors
-    "generic": {"waiting": "$.waiting", "longest_wait_seconds": "$.longest_wait_seconds",
-                "tickets_issued_total": "$.tickets_issued", "last_called_at": "$.last_called_at",
-                "windows_open": "$.windows_open"},
+    # hallmon's own simulator and any system that reports flat fields
+    "generic": {"waiting": "waiting", "longest_wait_seconds": "longest_wait_seconds",
+                "tickets_issued_total": "tickets_issued", "last_called_at": "last_called_at",
+                "windows_open": "windows_open"},
+    # a nested vendor document: {"code": 0, "data": {"queue": {...}, "counters": {...}}}
+    "nested-v2": {"waiting": "data.queue.waiting", "longest_wait_seconds": "data.queue.max_wait_sec",
+                  "tickets_issued_total": "data.counters.issued_today", "last_called_at": "data.queue.last_call_time",
+                  "windows_open": "data.counters.windows_open"},
 }
-_STEP = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]")
+_PATH = re.compile(r"^[A-Za-z_][\w-]*(\[\d+\])*(\.[A-Za-z_][\w-]*(\[\d+\])*)*$")
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+MAX_BODY = 256 * 1024
 
 
-def compile_path(path: str) -> tuple[str | int, ...]:
-    """``$.data.list[0].n`` → ``("data", "list", 0, "n")``."""
-    if not path.startswith("$"):
-        raise ValueError(f"expected a JSON path starting with $, got {path!r}")
-    rest, steps = path[1:], []
-    while rest:
-        m = _STEP.match(rest)
-        if not m:
-            raise ValueError(f"cannot read JSON path {path!r} at {rest!r}")
-        steps.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
-        rest = rest[m.end():]
-    return tuple(steps)
-
-
-def lookup(doc: Any, steps: tuple[str | int, ...]) -> Any:
-    for step in steps:
-        if isinstance(step, int) and isinstance(doc, list) and step < len(doc):
-            doc = doc[step]
-        elif isinstance(step, str) and isinstance(doc, dict) and step in doc:
-            doc = doc[step]
+def lookup(doc: Any, path: str) -> Any:
+    node = doc
+    for key, index in _STEP.findall(path):
+        if key:
+            if not isinstance(node, dict) or key not in node:
+                raise KeyError(path)
+            node = node[key]
         else:
-            return None
-    return doc
+            if not isinstance(node, list) or int(index) >= len(node):
+                raise KeyError(path)
+            node = node[int(index)]
+    return node
+
+
+def _number(value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{path}: not a number")
+    return float(value)
+
+
+def _time(value: Any, path: str) -> float:
+    """Unix seconds (or milliseconds), or an ISO 8601 time."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value / 1000 if value > 1e11 else float(value)
+    if isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
+        except ValueError:
+            pass
+    raise ValueError(f"{path}: not a time")
+
+
+class Mapping(Model):
+    waiting: str
+    longest_wait_seconds: str | None = None
+    tickets_issued_total: str | None = None
+    last_called_at: str | None = None
+    windows_open: str | None = None
+
+    @model_validator(mode="after")
+    def _paths(self) -> "Mapping":
+        for name in FIELDS:
+            path = getattr(self, name)
+            if path is not None and not _PATH.match(path):
+                raise ValueError(f"{name}: expected a dotted path like data.queue.waiting")
+        return self
 
 
 class QueueSpec(TargetSpec):
     kind: Literal["queue.http"]
     url: str
-    preset: Literal["generic"] = "generic"
-    paths: dict[Literal[FIELDS], str] = Field(default_factory=dict)  # overrides the preset's
-    stall_after: Duration = 600.0
+    preset: Literal["generic", "nested-v2"] | None = None
+    mapping: Mapping | None = None
     max_waiting: int = Field(20, ge=0)
     max_wait: Duration = 1800.0
-    opening: OpeningHours = OpeningHours()
+    stall_after: Duration = 600.0
+    headers: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("url")
     @classmethod
@@ -79,37 +112,17 @@ class QueueSpec(TargetSpec):
             raise ValueError("expected an http:// or https:// URL")
         return v
 
-    @field_validator("paths")
-    @classmethod
-    def _paths(cls, v: dict[str, str]) -> dict[str, str]:
-        for path in v.values():
-            compile_path(path)
-        return v
+    @model_validator(mode="after")
+    def _one_mapping(self) -> "QueueSpec":
+        if self.preset is not None and self.mapping is not None:
+            raise ValueError("give a preset or a mapping, not both")
+        return self
 
-    def path(self, field: str) -> tuple[str | int, ...]:
-        return compile_path(self.paths.get(field) or PRESETS[self.preset][field])
-
-
-def _number(value: Any, field: str, target: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ProtocolError(target, f"queue status: {field} is not a number: {str(value)[:40]}")
-    try:
-        return float(value)
-    except ValueError:
-        raise ProtocolError(target, f"queue status: {field} is not a number: {value[:40]!r}") from None
-
-
-def _timestamp(value: Any, target: str) -> float | None:
-    if value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value).timestamp()
-        except ValueError:
-            pass
-    raise ProtocolError(target, f"queue status: last_called_at is not a time: {str(value)[:40]!r}")
+    @property
+    def paths(self) -> dict[str, str]:
+        if self.mapping is not None:
+            return {k: v for k, v in self.mapping.model_dump().items() if v}
+        return PRESETS[self.preset or "generic"]
 
 
 class QueueProbe(Probe):
@@ -122,45 +135,43 @@ class QueueProbe(Probe):
         spec: QueueSpec = target.spec
         at, t0 = time.time(), time.perf_counter()
         try:
-            async with self.ctx.session.get(spec.url, timeout=aiohttp.ClientTimeout(total=spec.timeout),
-                                            headers={"Accept": "application/json"}) as resp:
-                status = resp.status
-                body = await resp.content.read(_MAX_BODY + 1)
+            async with self.ctx.session.get(spec.url, headers=spec.headers,
+                                            timeout=aiohttp.ClientTimeout(total=spec.timeout)) as resp:
+                if resp.status >= 400:
+                    raise ProtocolError(target.name, f"{spec.url}: HTTP {resp.status}")
+                raw = await resp.content.read(MAX_BODY + 1)
         except aiohttp.ServerTimeoutError as err:
             raise ProbeTimeout(target.name, f"{spec.url}: timed out") from err
         except (aiohttp.ClientConnectionError, OSError) as err:
             raise ProbeConnectError(target.name, f"{spec.url}: {err}") from err
         except aiohttp.ClientError as err:
             raise ProtocolError(target.name, f"{spec.url}: {err}") from err
-        if status >= 300:
-            raise ProtocolError(target.name, f"{spec.url}: HTTP {status}")
-        if len(body) > _MAX_BODY:
-            raise ProtocolError(target.name, f"{spec.url}: status larger than {_MAX_BODY} bytes")
+        if len(raw) > MAX_BODY:
+            raise ProtocolError(target.name, f"{spec.url}: status document larger than {MAX_BODY} bytes")
         try:
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as err:
-            raise ProtocolError(target.name, f"{spec.url}: not JSON: {err}") from None
-        got = {f: lookup(doc, spec.path(f)) for f in FIELDS}
-        waiting = _number(got["waiting"], "waiting", target.name)
-        if waiting is None:
-            raise ProtocolError(target.name, f"{spec.url}: no 'waiting' at {spec.paths.get('waiting') or PRESETS[spec.preset]['waiting']}")
-        longest = _number(got["longest_wait_seconds"], "longest_wait_seconds", target.name)
-        issued = _number(got["tickets_issued_total"], "tickets_issued_total", target.name)
-        windows = _number(got["windows_open"], "windows_open", target.name)
-        called = _timestamp(got["last_called_at"], target.name)
+            doc = json.loads(raw)
+        except ValueError as err:
+            raise ProtocolError(target.name, f"{spec.url}: not JSON") from err
+        got: dict[str, float] = {}
+        try:
+            for name, path in spec.paths.items():
+                value = lookup(doc, path)
+                got[name] = _time(value, path) if name == "last_called_at" else _number(value, path)
+        except KeyError as err:
+            raise ProtocolError(target.name, f"{spec.url}: no {err.args[0]!r} in the status document") from err
+        except ValueError as err:
+            raise ProtocolError(target.name, f"{spec.url}: {err}") from err
+        values = {f"hallmon_queue_{k}": v for k, v in got.items() if k != "last_called_at"}
         faults: set[str] = set()
-        is_open = spec.opening.is_open(at)
-        if is_open:
-            if waiting > 0 and called is not None and at - called > spec.stall_after:
+        open_now = target.hours is None or is_open(target.hours, datetime.fromtimestamp(at, timezone.utc),
+                                                   target.timezone)
+        if open_now:
+            waiting = got["waiting"]
+            if waiting > 0 and "last_called_at" in got and at - got["last_called_at"] > spec.stall_after:
                 faults.add("queue.stalled")
-            if waiting > spec.max_waiting or (longest is not None and longest > spec.max_wait):
+            if waiting > spec.max_waiting or got.get("longest_wait_seconds", 0) > spec.max_wait:
                 faults.add("queue.congested")
-        values = {"hallmon_queue_waiting": waiting}
-        for name, value in (("hallmon_queue_longest_wait_seconds", longest),
-                            ("hallmon_queue_tickets_issued_total", issued),
-                            ("hallmon_queue_windows_open", windows)):
-            if value is not None:
-                values[name] = value
         return Reading(target=target.name, at=at, ok=True, duration=time.perf_counter() - t0,
                        faults=frozenset(faults), values=values,
-                       detail={"open": is_open, **({"last_called_at": called} if called else {})})
+                       detail={"open": open_now, **({"last_called_at": got["last_called_at"]}
+                                                    if "last_called_at" in got else {})})

@@ -7,7 +7,10 @@ set -euo pipefail
 mode=${1:-demo}
 cd "$(dirname "$0")/.."
 
-debs=(redis-server)
+py=${PYTHON:-python3}
+debs=(redis-server make)
+# Debian's own python3 needs python3-venv for `-m venv`
+"$py" -c "import ensurepip" 2>/dev/null || debs+=(python3-venv)
 if [ "$mode" = test ]; then
   debs+=(nut-server nut-client snmpd snmp prometheus prometheus-alertmanager
          prometheus-blackbox-exporter)
@@ -23,7 +26,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-py=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$py" -m venv .venv
 extra=""
 [ "$mode" = test ] && extra="[test]"

@@ -1,6 +1,6 @@
 """A core business system (H2000, the tax collection system) over HTTP, scriptable:
 ``mode`` is ok, error (HTTP 503), slow (answers after ``slow_seconds``) or hang
-(accepts and never answers). ``/old`` redirects to ``/health``."""
+(accepts and never answers). ``/older`` redirects to ``/old``, which redirects to ``/health``."""
 from __future__ import annotations
 
 import asyncio
@@ -28,6 +28,8 @@ class CoreSystem:
             await asyncio.sleep(self.slow_seconds)
         if request.path == "/old":
             raise web.HTTPFound("/health")
+        if request.path == "/older":
+            raise web.HTTPFound("/old")
         return web.json_response({"status": "UP", "system": self.name})
 
     async def start(self) -> "CoreSystem":

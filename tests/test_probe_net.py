@@ -1,66 +1,125 @@
-"""net.icmp against 127.0.0.1 (and an address nothing answers), net.dns against a local DNS server."""
-from __future__ import annotations
+"""net.icmp against 127.0.0.1, net.dns against a local DNS server speaking the real
+protocol, and TLS certificate expiry on system.http with certificates made here."""
+import asyncio
+import ssl
+from datetime import datetime, timedelta, timezone
 
+import aiohttp
+import dns.message
+import dns.rcode
+import dns.rrset
 import pytest
+import trustme
+from aiohttp import web
+from prometheus_client import CollectorRegistry
 
-from monitor.errors import PeerError, ProbeTimeout
+from monitor.checker import Checker
+from monitor.faults import FaultTracker
+from monitor.metrics import ReadingSeries, ServiceMetrics
 from monitor.target import Target
-from probes.dns import DnsProbe, DnsSpec
-from icmplib import Host
-
-from probes.icmp import IcmpProbe, IcmpSpec, judge
-from simulators.dnsserver import DnsServer
+from probes import PROBES, ProbeContext
+from probes.icmp import judge
 
 
-def icmp(address: str, **kw) -> Target:
-    return Target(spec=IcmpSpec(name="gw", kind="net.icmp", address=address, **kw), site="h", unit="u",
-                  system="network")
+def target(spec: dict) -> Target:
+    cls = PROBES[spec["kind"]]
+    return Target(spec=cls.spec.model_validate({"name": "t", **spec}), site="s", unit="u", system=cls.system)
 
 
-async def test_icmp_loopback_answers():
-    r = await IcmpProbe(None).check(icmp("127.0.0.1", count=3, spacing="10ms"))
-    assert r.ok and r.faults == frozenset()
-    assert r.values["hallmon_net_loss_ratio"] == 0.0
-    assert 0 < r.values["hallmon_net_rtt_seconds"] < 1
+@pytest.fixture
+async def checker():
+    async with aiohttp.ClientSession() as session:
+        probes = {k: c(ProbeContext(session)) for k, c in PROBES.items()}
+        yield Checker(probes, FaultTracker(), ReadingSeries(), ServiceMetrics(CollectorRegistry()), lambda a: None)
+
+
+async def test_icmp_to_loopback(checker):
+    r = await checker.check(target({"kind": "net.icmp", "address": "127.0.0.1", "count": 3, "spacing": "50ms"}))
+    assert r.ok and r.faults == frozenset(), r.error
+    assert r.values["hallmon_net_loss_ratio"] == 0.0 and 0 < r.values["hallmon_net_rtt_seconds"] < 0.1
     assert r.detail == {"sent": 3, "received": 3}
 
 
-async def test_icmp_latency_threshold():
-    r = await IcmpProbe(None).check(icmp("127.0.0.1", count=2, spacing="10ms", latency_warn="0s"))
-    assert r.faults == {"network.latency"}
+def test_icmp_judgement():
+    spec = PROBES["net.icmp"].spec.model_validate({"name": "t", "kind": "net.icmp", "address": "127.0.0.1",
+                                                   "loss_warn": 0.2, "latency_warn": "100ms"})
+    assert judge(1.0, None, spec) == {"network.down"}
+    assert judge(0.5, 0.01, spec) == {"network.loss"}
+    assert judge(0.0, 0.2, spec) == {"network.latency"}
+    assert judge(0.1, 0.01, spec) == frozenset()
 
 
-def test_icmp_judgement_of_loss():
-    # nothing on loopback drops echoes, so the judgement is shown on icmplib's own Host values
-    spec = icmp("10.0.0.1", count=4, loss_warn=0.2).spec
-    faults, values, error = judge(Host("10.0.0.1", 4, []), spec)
-    assert faults == {"network.down"} and values == {"hallmon_net_loss_ratio": 1.0} and "4 of 4" in error
-    faults, values, _ = judge(Host("10.0.0.1", 4, [1.0, 2.0]), spec)
-    assert faults == {"network.loss"} and values["hallmon_net_loss_ratio"] == 0.5
-    assert values["hallmon_net_rtt_seconds"] == 0.0015
-    faults, _, _ = judge(Host("10.0.0.1", 5, [1.0] * 4), spec)
-    assert faults == frozenset()  # 20 % is not over loss_warn
+class DnsServer(asyncio.DatagramProtocol):
+    """Answers A queries for hall-h2000.example.invalid from a table."""
+
+    def __init__(self, records):
+        self.records = records
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        query = dns.message.from_wire(data)
+        reply = dns.message.make_response(query)
+        name = query.question[0].name.to_text()
+        if name in self.records:
+            reply.answer.append(dns.rrset.from_text(name, 60, "IN", "A", *self.records[name]))
+        else:
+            reply.set_rcode(dns.rcode.NXDOMAIN)
+        self.transport.sendto(reply.to_wire(), addr)
 
 
-def dns_target(server: DnsServer, query: str, **kw) -> Target:
-    return Target(spec=DnsSpec(name="dns", kind="net.dns", address=server.address, query=query, timeout="1s", **kw),
-                  site="h", unit="u", system="network")
+async def test_dns_lookup_expectation_and_failure(checker):
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: DnsServer({"hall-h2000.example.invalid.": ["10.1.2.3"]}), local_addr=("127.0.0.1", 0))
+    server = f"127.0.0.1:{transport.get_extra_info('sockname')[1]}"
+    try:
+        ok = await checker.check(target({"kind": "net.dns", "address": server, "query": "hall-h2000.example.invalid",
+                                         "expect": ["10.1.2.3"]}))
+        assert ok.ok and ok.faults == frozenset() and ok.detail["answers"] == ["10.1.2.3"]
+        wrong = await checker.check(target({"kind": "net.dns", "address": server,
+                                            "query": "hall-h2000.example.invalid", "expect": ["10.9.9.9"]}))
+        assert wrong.faults == {"network.dns"} and "expected ['10.9.9.9']" in wrong.error
+        missing = await checker.check(target({"kind": "net.dns", "address": server, "query": "nope.example.invalid"}))
+        assert missing.faults == {"network.dns"} and "no such name" in missing.error
+    finally:
+        transport.close()
+    silent = await checker.check(target({"kind": "net.dns", "address": server, "query": "x.example.invalid",
+                                         "timeout": "500ms", "interval": "1s"}))
+    assert silent.faults == {"network.dns"}
 
 
-async def test_dns_answers_and_wrong_answer():
-    server = await DnsServer({("h2000.customs.test", "A"): ["10.1.2.3"]}).start()
-    probe = DnsProbe(None)
-    r = await probe.check(dns_target(server, "h2000.customs.test", expect=["10.1.2.3"]))
-    assert r.ok and r.detail["answers"] == ["10.1.2.3"] and r.faults == frozenset()
-    r = await probe.check(dns_target(server, "h2000.customs.test", expect=["10.9.9.9"]))
-    assert not r.ok and r.faults == {"network.dns"} and "10.9.9.9" in r.error
-    with pytest.raises(PeerError) as err:
-        await probe.check(dns_target(server, "nosuch.customs.test"))
-    assert err.value.code == "NXDOMAIN"
-    server.mode = "servfail"
-    with pytest.raises(PeerError):
-        await probe.check(dns_target(server, "h2000.customs.test"))
-    server.mode = "hang"
-    with pytest.raises(ProbeTimeout):
-        await probe.check(dns_target(server, "h2000.customs.test"))
-    await server.stop()
+async def tls_server(ca: trustme.CA, not_after: datetime):
+    cert = ca.issue_cert("127.0.0.1", not_after=not_after)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(ctx)
+    app = web.Application()
+    app.router.add_get("/", lambda r: web.json_response({"status": "UP"}))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
+    await site.start()
+    return runner, f"https://127.0.0.1:{runner.addresses[0][1]}/"
+
+
+async def test_certificate_expiry_is_exported_and_judged(checker, tmp_path):
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    soon = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=5)
+    later = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=90)
+    for not_after, expect in ((soon, {"system.cert_expiring"}), (later, frozenset())):
+        runner, url = await tls_server(ca, not_after)
+        try:
+            r = await checker.check(target({"kind": "system.http", "url": url, "ca_file": str(ca_file)}))
+            assert r.ok and r.faults == expect
+            assert r.values["hallmon_tls_cert_expiry_timestamp_seconds"] == not_after.timestamp()
+            # not trusted without the CA: down, with a clear reason
+            r = await checker.check(target({"kind": "system.http", "url": url}))
+            assert r.faults == {"system.down"} and "certificate" in r.error
+            # verification off still reads the expiry
+            r = await checker.check(target({"kind": "system.http", "url": url, "tls_verify": False, "cert_warn": "100d"}))
+            assert r.faults == {"system.cert_expiring"}
+        finally:
+            await runner.cleanup()

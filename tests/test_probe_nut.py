@@ -1,115 +1,164 @@
-"""ups.nut against a real upsd with dummy-ups drivers."""
-from __future__ import annotations
-
+"""ups.nut against a real upsd with NUT's dummy-ups driver, and the NUT parser under
+hypothesis and hostile peers."""
 import asyncio
 
+import aiohttp
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
-from monitor.errors import NutUnknownUps, ProbeConnectError, ProtocolError
+from monitor.checker import Checker
+from monitor.faults import FaultTracker
+from monitor.metrics import ReadingSeries, ServiceMetrics
 from monitor.target import Target
-from probes.nut import NutProbe, NutSpec
-from simulators.upsdproc import OL, UpsdServer
+from probes import PROBES, ProbeContext
+from probes.nut import NutSyntaxError, parse_var_list, quote, split_words
+from simulators import upsd as upsd_sim
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.skipif(not upsd_sim.available(), reason="nut-server missing: scripts/setup.sh test")
 
-
-@pytest.fixture(scope="module")
-def upsd():
-    with UpsdServer(["ups1", "ups2"]) as server:
-        yield server
+OL = {"ups.status": "OL", "battery.charge": "100", "battery.runtime": "1800", "ups.load": "23",
+      "input.voltage": "228.5"}
 
 
-def target(address: str, ups: str = "ups1", **kw) -> Target:
-    spec = NutSpec(name=f"t-{ups}", kind="ups.nut", address=address, ups=ups, **kw)
-    return Target(spec=spec, site="hall", unit="u", system="power")
+def target(address: str, ups: str = "ups1", name: str | None = None, **extra) -> Target:
+    spec = PROBES["ups.nut"].spec.model_validate({"name": name or ups, "kind": "ups.nut", "address": address,
+                                                  "ups": ups, **extra})
+    return Target(spec=spec, site="hall", unit="u1", system="power")
 
 
-async def until_status(probe: NutProbe, t: Target, status: str):
-    for _ in range(100):
-        reading = await probe.check(t)
-        if reading.detail["ups.status"] == status:
-            return reading
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"ups.status never became {status!r}, last {reading.detail}")
+@pytest.fixture
+async def checker():
+    alerts = []
+    async with aiohttp.ClientSession() as session:
+        probes = {k: c(ProbeContext(session)) for k, c in PROBES.items()}
+        ch = Checker(probes, FaultTracker(), ReadingSeries(), ServiceMetrics(CollectorRegistry()), alerts.append)
+        ch.alerts = alerts
+        yield ch
+        for p in probes.values():
+            await p.close()
 
 
-async def test_walk_ol_ob_lb_ol(upsd):
-    probe = NutProbe(None)
-    t = target(upsd.address, min_runtime="5m")
-    try:
-        upsd.set("ups1", OL)
-        r = await until_status(probe, t, "OL")
+async def until(checker, t, pred, timeout=6.0):
+    for _ in range(int(timeout / 0.2)):
+        r = await checker.check(t)
+        if pred(r):
+            return r
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"last reading: {r}")
+
+
+async def test_a_ups_walks_from_mains_to_battery_to_low_battery_and_back(checker):
+    with upsd_sim.Upsd({"ups1": OL}) as ups:
+        t = target(ups.address)
+        r = await checker.check(t)
         assert r.ok and r.faults == frozenset()
-        assert r.values["hallmon_ups_on_battery"] == 0.0
-        assert r.values["hallmon_ups_battery_charge_ratio"] == 1.0
-        assert r.values["hallmon_ups_load_ratio"] == 0.23
-        assert r.values["hallmon_ups_input_voltage_volts"] == 230.0
-
-        upsd.set("ups1", {**OL, "ups.status": "OB DISCHRG", "battery.charge": "80", "input.voltage": "0"})
-        r = await until_status(probe, t, "OB DISCHRG")
-        assert r.faults == {"power.on_battery"}
-        assert r.values["hallmon_ups_on_battery"] == 1.0
-
-        upsd.set("ups1", {**OL, "ups.status": "OB LB", "battery.charge": "9", "battery.runtime": "120"})
-        r = await until_status(probe, t, "OB LB")
+        assert r.values == {"hallmon_ups_on_battery": 0.0, "hallmon_ups_battery_charge_ratio": 1.0,
+                            "hallmon_ups_battery_runtime_seconds": 1800.0, "hallmon_ups_load_ratio": 0.23,
+                            "hallmon_ups_input_voltage_volts": 228.5}
+        ups.write("ups1", {**OL, "ups.status": "OB DISCHRG", "battery.charge": "80", "input.voltage": "0"})
+        r = await until(checker, t, lambda r: r.faults)
+        assert r.faults == {"power.on_battery"} and r.values["hallmon_ups_on_battery"] == 1.0
+        ups.write("ups1", {**OL, "ups.status": "OB LB", "battery.charge": "40", "battery.runtime": "600"})
+        r = await until(checker, t, lambda r: "power.low_battery" in r.faults)
         assert r.faults == {"power.on_battery", "power.low_battery"}
-        assert r.values["hallmon_ups_battery_runtime_seconds"] == 120.0
+        ups.write("ups1", OL)
+        await until(checker, t, lambda r: not r.faults)
+        states = [(a.labels["fault"], a.ends_at is None) for a in checker.alerts]
+        assert states[:2] == [("power.on_battery", True), ("power.low_battery", True)]
+        assert set(states[2:]) == {("power.on_battery", False), ("power.low_battery", False)}  # one reading
 
-        # runtime under the target's threshold is low battery even without LB
-        upsd.set("ups1", {**OL, "ups.status": "OB", "battery.runtime": "200"})
-        r = await until_status(probe, t, "OB")
-        assert r.faults == {"power.on_battery", "power.low_battery"}
 
-        upsd.set("ups1", {**OL, "ups.status": "OL ALARM"})
-        r = await until_status(probe, t, "OL ALARM")
-        assert r.faults == {"power.ups_fault"}
+async def test_thresholds_and_alarm_tokens(checker):
+    with upsd_sim.Upsd({"ups1": {**OL, "ups.status": "OB", "battery.charge": "15"},
+                        "ups2": {**OL, "ups.status": "OB", "battery.runtime": "120"},
+                        "ups3": {**OL, "ups.status": "OL BYPASS ALARM"},
+                        "ups4": {**OL, "ups.status": "OL", "battery.charge": "15"}}) as ups:
+        r1 = await checker.check(target(ups.address, "ups1"))
+        r2 = await checker.check(target(ups.address, "ups2", low_runtime="5m"))
+        r3 = await checker.check(target(ups.address, "ups3"))
+        r4 = await checker.check(target(ups.address, "ups4"))
+        assert r1.faults == {"power.on_battery", "power.low_battery"}  # charge 15 % < 20 %
+        assert r2.faults == {"power.on_battery", "power.low_battery"}  # 2 min < 5 min
+        assert r3.faults == {"power.ups_fault"}
+        assert r4.faults == frozenset()  # on mains: recharging is not an emergency
+        # four UPSes on one upsd share one connection
+        assert len(checker.probes["ups.nut"].connections) == 1
 
-        upsd.set("ups1", OL)
-        r = await until_status(probe, t, "OL")
+
+async def test_unknown_ups_and_dead_driver_are_unreachable_with_nuts_code(checker):
+    with upsd_sim.Upsd({"ups1": OL}) as ups:
+        r = await checker.check(target(ups.address, "nosuch"))
+        assert r.faults == {"power.ups_unreachable"} and r.detail["code"] == "UNKNOWN-UPS"
+        assert (await checker.check(target(ups.address))).ok  # the shared connection still works
+        ups.stop_driver(0)
+        r = await until(checker, target(ups.address), lambda r: not r.ok, timeout=20)
+        assert r.faults == {"power.ups_unreachable"} and r.detail["code"] in ("DRIVER-NOT-CONNECTED", "DATA-STALE")
+
+
+async def test_reconnects_after_upsd_goes_away(checker):
+    ups = upsd_sim.Upsd({"ups1": OL}).start()
+    t = target(ups.address)
+    assert (await checker.check(t)).ok
+    ups.stop()
+    r = await checker.check(t)
+    assert r.faults == {"power.ups_unreachable"} and not r.ok
+    again = upsd_sim.Upsd({"ups1": OL})
+    again.port = ups.port  # the same address comes back
+    (again.dir / "upsd.conf").write_text(f"LISTEN 127.0.0.1 {ups.port}\n")
+    with again.start():
+        r = await until(checker, t, lambda r: r.ok)
         assert r.faults == frozenset()
-    finally:
-        await probe.close()
 
 
-async def test_one_connection_shared_and_unknown_ups(upsd):
-    probe = NutProbe(None)
-    try:
-        readings = await asyncio.gather(*(probe.check(target(upsd.address, u)) for u in ["ups1", "ups2"] * 5))
-        assert all(r.ok for r in readings)
-        assert len(probe._conns) == 1
-        with pytest.raises(NutUnknownUps) as err:
-            await probe.check(target(upsd.address, "nosuch"))
-        assert err.value.code == "UNKNOWN-UPS"
-        assert (await probe.check(target(upsd.address))).ok  # reconnects after the error
-    finally:
-        await probe.close()
+async def _hostile(handler):
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    return server, f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
 
 
-async def test_upsd_gone_then_refused():
-    with UpsdServer(["ups1"]) as server:
-        probe = NutProbe(None)
-        t = target(server.address)
-        assert (await probe.check(t)).ok
-        server.stop_upsd()
-        with pytest.raises(ProbeConnectError):
-            await probe.check(t)
-        await probe.close()
-
-
-async def test_garbage_and_overlong_lines_are_typed_errors():
-    async def junk(reader, writer):
+@pytest.mark.parametrize("reply, error", [
+    (b"BEGIN LIST VAR ups1\n" + b"VAR ups1 x \"" + b"a" * 5000 + b"\"\n", "longer than"),
+    (b"\x00\xff\xfe\x80garbage\n", "not text"),
+    (b"HELLO WORLD\n", "expected BEGIN LIST VAR"),
+    (b"BEGIN LIST VAR ups1\nVAR ups1 x \"unterminated\nEND LIST VAR ups1\n", "unterminated"),
+])
+async def test_hostile_replies_are_typed_errors(checker, reply, error):
+    async def answer(reader, writer):
         await reader.readline()
-        writer.write(b"\x00\xff\xfe binary\n" if junk.mode == "bin" else b"A" * 100_000)
+        writer.write(reply)
         await writer.drain()
         await asyncio.sleep(1)
         writer.close()
 
-    for mode in ("bin", "long"):
-        junk.mode = mode
-        server = await asyncio.start_server(junk, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        probe = NutProbe(None)
-        with pytest.raises(ProtocolError):
-            await probe.check(target(f"127.0.0.1:{port}"))
-        await probe.close()
-        server.close()
+    server, address = await _hostile(answer)
+    r = await checker.check(target(address, timeout="2s"))
+    server.close()
+    assert not r.ok and r.faults == {"power.ups_unreachable"} and error in r.error
+
+
+async def test_a_slow_drip_ends_at_the_timeout(checker):
+    async def drip(reader, writer):
+        await reader.readline()
+        for _ in range(100):
+            writer.write(b"B")
+            await writer.drain()
+            await asyncio.sleep(0.1)
+
+    server, address = await _hostile(drip)
+    r = await checker.check(target(address, timeout="500ms", interval="1s"))
+    server.close()
+    assert not r.ok and r.faults == {"power.ups_unreachable"} and r.duration < 1.0
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r"), max_size=80))
+def test_quoted_values_round_trip(value):
+    assert split_words(f"VAR ups1 battery.charge {quote(value)}") == ["VAR", "ups1", "battery.charge", value]
+
+
+@given(st.lists(st.text(max_size=60), max_size=8))
+def test_the_parser_never_fails_other_than_with_a_syntax_error(lines):
+    try:
+        parse_var_list("ups1", lines)
+    except NutSyntaxError:
+        pass

@@ -1,119 +1,117 @@
-"""queue.http against the queue-system simulator; opening hours with China's calendar."""
-from __future__ import annotations
-
-import time
-from datetime import date, datetime
+"""queue.http against the queue simulator: presets and mappings, down / stalled /
+congested, judged only inside opening hours on China's working days."""
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
-from pydantic import ValidationError
+from prometheus_client import CollectorRegistry
 
-from monitor.errors import ProbeConnectError, ProtocolError
-from monitor.target import Target
-from probes.base import ProbeContext
-from probes.hours import OpeningHours
-from probes.queue import QueueProbe, QueueSpec
+from monitor.checker import Checker
+from monitor.faults import FaultTracker
+from monitor.hours import is_open
+from monitor.metrics import ReadingSeries, ServiceMetrics
+from monitor.target import Hours, Target
+from probes import PROBES, ProbeContext
 from simulators.queue import QueueSystem
 
-ALWAYS = {"hours": ["00:00-24:00"], "workdays_only": False}
-SH = ZoneInfo("Asia/Shanghai")
+ALWAYS = Hours(open="00:00", close="23:59", working_days=False)
+TZ = ZoneInfo("Asia/Shanghai")
 
 
-def target(url: str, **kw) -> Target:
-    kw.setdefault("opening", ALWAYS)
-    return Target(spec=QueueSpec(name="q-1", kind="queue.http", url=url, **kw), site="hall", unit="u",
-                  system="queue")
+def target(url: str, hours: Hours | None = ALWAYS, **extra) -> Target:
+    spec = PROBES["queue.http"].spec.model_validate({"name": "q1", "kind": "queue.http", "url": url, **extra})
+    return Target(spec=spec, site="hall", unit="u1", system="queue", hours=hours)
 
 
 @pytest.fixture
-async def sim():
+async def checker():
+    async with aiohttp.ClientSession() as session:
+        probes = {k: c(ProbeContext(session)) for k, c in PROBES.items()}
+        yield Checker(probes, FaultTracker(), ReadingSeries(), ServiceMetrics(CollectorRegistry()), lambda a: None)
+
+
+@pytest.fixture
+async def queue():
     q = await QueueSystem().start()
     yield q
     await q.stop()
 
 
-@pytest.fixture
-async def probe():
-    async with aiohttp.ClientSession() as session:
-        yield QueueProbe(ProbeContext(session))
-
-
-async def test_normal_stalled_congested(sim, probe):
-    r = await probe.check(target(sim.url))
+async def test_normal_queue_reports_its_numbers(checker, queue):
+    r = await checker.check(target(queue.url))
     assert r.ok and r.faults == frozenset()
     assert r.values == {"hallmon_queue_waiting": 3.0, "hallmon_queue_longest_wait_seconds": 120.0,
                         "hallmon_queue_tickets_issued_total": 40.0, "hallmon_queue_windows_open": 4.0}
-    sim.stall(900)
-    assert (await probe.check(target(sim.url))).faults == {"queue.stalled"}
-    assert (await probe.check(target(sim.url, stall_after="20m"))).faults == frozenset()
-    sim.call()
-    sim.congest(100, 600)
-    assert (await probe.check(target(sim.url))).faults == {"queue.congested"}
-    sim.congest(5, 3600)  # few people, but one waited an hour
-    assert (await probe.check(target(sim.url))).faults == {"queue.congested"}
 
 
-async def test_faults_only_inside_opening_hours(sim, probe):
-    sim.stall(900)
-    sim.congest()
-    today = datetime.now(SH).date()
-    closed = {"hours": ["00:00-24:00"], "workdays_only": False, "closures": [today.isoformat()]}
-    r = await probe.check(target(sim.url, opening=closed))
+async def test_nested_vendor_preset_and_a_custom_mapping(checker):
+    q = await QueueSystem(fmt="nested-v2").start()
+    try:
+        r = await checker.check(target(q.url, preset="nested-v2"))
+        assert r.ok and r.values["hallmon_queue_tickets_issued_total"] == 40.0
+        mapping = {"waiting": "data.queue.waiting", "windows_open": "data.counters.windows_open"}
+        r = await checker.check(target(q.url, mapping=mapping))
+        assert r.values == {"hallmon_queue_waiting": 3.0, "hallmon_queue_windows_open": 4.0}
+        r = await checker.check(target(q.url, mapping={"waiting": "data.nothing.here"}))
+        assert r.faults == {"queue.down"} and "data.nothing.here" in r.error
+    finally:
+        await q.stop()
+
+
+async def test_congestion_the_dalang_hall(checker, queue):
+    queue.arrive(97)  # about 100 people waiting
+    r = await checker.check(target(queue.url))
+    assert r.faults == {"queue.congested"}
+    queue.waiting, queue.longest_wait = 5, 2400
+    assert (await checker.check(target(queue.url))).faults == {"queue.congested"}  # a 40 min wait
+
+
+async def test_stalled_when_people_wait_and_nobody_is_called(checker, queue):
+    queue.stall(700)
+    assert (await checker.check(target(queue.url))).faults == {"queue.stalled"}
+    assert (await checker.check(target(queue.url, stall_after="15m"))).faults == frozenset()
+    queue.waiting = 0  # nobody waiting: quiet, not stalled
+    assert (await checker.check(target(queue.url))).faults == frozenset()
+
+
+async def test_closed_hall_is_not_judged_but_down_still_is(checker, queue):
+    closed = Hours(open="00:00", close="00:01", working_days=False)
+    queue.arrive(100)
+    queue.stall(3600)
+    r = await checker.check(target(queue.url, hours=closed))
     assert r.ok and r.faults == frozenset() and r.detail["open"] is False
-    assert r.values["hallmon_queue_waiting"] == 100.0
+    queue.mode = "error"
+    assert (await checker.check(target(queue.url, hours=closed))).faults == {"queue.down"}
 
 
-def test_chinese_working_day_calendar():
-    hours = OpeningHours()
-    at = lambda y, m, d, hh, mm: datetime(y, m, d, hh, mm, tzinfo=SH).timestamp()  # noqa: E731
-    assert hours.is_open(at(2025, 9, 30, 10, 0))  # a Tuesday
-    assert not hours.is_open(at(2025, 10, 1, 10, 0))  # National Day
-    assert hours.is_open(at(2025, 9, 28, 10, 0))  # a Sunday that is a make-up working day
-    assert not hours.is_open(at(2025, 9, 27, 10, 0))  # an ordinary Saturday
-    assert not hours.is_open(at(2025, 9, 30, 12, 30))  # lunch break
-    assert not OpeningHours(closures=(date(2025, 9, 30),)).is_open(at(2025, 9, 30, 10, 0))
+@pytest.mark.parametrize("mode, error", [("error", "HTTP 500"), ("garbage", "not JSON")])
+async def test_queue_down(checker, queue, mode, error):
+    queue.mode = mode
+    r = await checker.check(target(queue.url))
+    assert r.faults == {"queue.down"} and error in r.error
 
 
-@pytest.mark.parametrize("mode,error", [("error", ProtocolError), ("garbage", ProtocolError)])
-async def test_down_modes(sim, probe, mode, error):
-    sim.mode = mode
-    with pytest.raises(error):
-        await probe.check(target(sim.url))
+def test_opening_hours_follow_the_working_day_calendar():
+    hours = Hours(open="09:00", close="17:00")
+    at = lambda s: datetime.fromisoformat(s).replace(tzinfo=TZ)  # noqa: E731
+    assert is_open(hours, at("2026-11-25T10:00"), "Asia/Shanghai")  # a Wednesday
+    assert not is_open(hours, at("2026-11-25T08:59"), "Asia/Shanghai")
+    assert not is_open(hours, at("2026-11-25T17:00"), "Asia/Shanghai")
+    assert not is_open(hours, at("2026-10-05T10:00"), "Asia/Shanghai")  # National Day holiday, a Monday
+    assert is_open(hours, at("2026-10-10T10:00"), "Asia/Shanghai")  # a Saturday make-up working day
+    closure = Hours.model_validate({"closures": [{"from": "2026-11-25T12:00+08:00", "to": "2026-11-25T14:00+08:00",
+                                                  "reason": "系统升级"}]})
+    assert not is_open(closure, at("2026-11-25T13:00"), "Asia/Shanghai")
 
 
-async def test_unreachable(probe):
-    from simulators.redisproc import free_port
-    with pytest.raises(ProbeConnectError):
-        await probe.check(target(f"http://127.0.0.1:{free_port()}/"))
-
-
-async def test_vendor_json_paths(probe):
-    from aiohttp import web
-
-    async def vendor(request):
-        return web.json_response({"code": 0, "data": {"queue": [{"cnt": 42}], "maxWait": 61,
-                                                      "lastCall": "2020-01-01T08:00:00+08:00"}})
-
-    app = web.Application()
-    app.router.add_get("/", vendor)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/"
-    paths = {"waiting": "$.data.queue[0].cnt", "longest_wait_seconds": "$.data.maxWait",
-             "last_called_at": "$.data.lastCall"}
-    r = await probe.check(target(url, paths=paths))
-    assert r.values["hallmon_queue_waiting"] == 42.0
-    assert r.values["hallmon_queue_longest_wait_seconds"] == 61.0
-    assert r.faults == {"queue.stalled", "queue.congested"}
-    with pytest.raises(ProtocolError, match="no 'waiting'"):
-        await probe.check(target(url))  # the generic preset does not fit this vendor
-    await runner.cleanup()
-
-
-def test_bad_config():
-    with pytest.raises(ValidationError):
-        QueueSpec(name="q", kind="queue.http", url="http://x/", paths={"waiting": "data.n"})
-    with pytest.raises(ValidationError):
-        QueueSpec(name="q", kind="queue.http", url="http://x/", opening={"hours": ["17:00-08:00"]})
+def test_bad_queue_config_is_refused():
+    from pydantic import ValidationError
+    spec = PROBES["queue.http"].spec
+    with pytest.raises(ValidationError, match="dotted path"):
+        spec.model_validate({"name": "q", "kind": "queue.http", "url": "http://x/", "mapping": {"waiting": "a..b"}})
+    with pytest.raises(ValidationError, match="not both"):
+        spec.model_validate({"name": "q", "kind": "queue.http", "url": "http://x/", "preset": "generic",
+                             "mapping": {"waiting": "w"}})
+    with pytest.raises(ValidationError, match="close must be after open"):
+        Hours(open="17:00", close="09:00")

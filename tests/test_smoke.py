@@ -1,5 +1,4 @@
 """The service starts on a config, serves its endpoints and stops on SIGTERM."""
-import json
 import signal
 import time
 import urllib.request

@@ -1,0 +1,77 @@
+"""An in-process hallmon app against the test session's redis-server, for router tests."""
+from __future__ import annotations
+
+import textwrap
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from monitor.app import build_app
+from monitor.config import load_config
+from monitor.metrics import ServiceMetrics
+from monitor.runtime import Runtime
+from simulators.redisproc import free_port
+
+TOKENS = {"HALLMON_T_ADMIN": "admin-token-0123456789", "HALLMON_T_PORT": "port-token-0123456789",
+          "HALLMON_T_READ": "read-token-0123456789", "HALLMON_T_LINK": "link-secret-0123456789abcdef"}
+
+
+def org_config(redis_url: str, plan: str = "shenzhen-customs", extra: str = "") -> str:
+    return textwrap.dedent(f"""\
+        service: {{listen: "127.0.0.1:{free_port()}", redis_url: "{redis_url}", timezone: Asia/Shanghai}}
+        plan: {plan}
+        api:
+          link_secret_env: HALLMON_T_LINK
+          tokens:
+            - {{name: ops, secret_env: HALLMON_T_ADMIN, scopes: [alerts:write, incidents:read, incidents:write]}}
+            - {{name: port-agency, secret_env: HALLMON_T_PORT, scopes: [alerts:write, incidents:read, incidents:write], units: [u2]}}
+            - {{name: viewer, secret_env: HALLMON_T_READ, scopes: [incidents:read]}}
+        organisation:
+          name: 测试海关
+          units:
+            - id: u1
+              name: 测试一关
+              sites:
+                - {{id: u1a, name: 测试一关甲厅}}
+                - {{id: u1b, name: 测试一关乙厅}}
+            - id: u2
+              name: 测试二关
+              sites: [{{id: u2a, name: 测试二关口岸}}]
+            - id: u3
+              name: 测试三关
+              sites: [{{id: u3a, name: 测试三关大厅}}]
+            - id: u4
+              name: 测试四关
+              sites: [{{id: u4a, name: 测试四关大厅}}]
+            - id: hq
+              name: 测试总关
+              head_office: true
+              sites: [{{id: hqa, name: 测试总关机关}}]
+        """) + extra
+
+
+def make_app(tmp_path: Path, redis_url: str, plan: str = "shenzhen-customs", extra: str = "",
+             units_edit=lambda text: text):
+    path = tmp_path / "hall.yml"
+    path.write_text(units_edit(org_config(redis_url, plan, extra)))
+    registry = CollectorRegistry()
+    runtime = Runtime(config=load_config(path), path=str(path), metrics=ServiceMetrics(registry))
+    return build_app(runtime, registry)
+
+
+def alert(fault: str, site: str, unit: str, starts: datetime | None = None, ends: datetime | None = None,
+          target: str | None = None, **labels: str) -> dict:
+    system = {"network": "network", "system": "core", "power": "power", "pos": "payment",
+              "queue": "queue"}.get(fault.split(".")[0], "other")
+    out = {"labels": {"alertname": "HallmonFault", "fault": fault, "site": site, "unit": unit, "system": system,
+                      "target": target or f"{site}-dev", **labels},
+           "annotations": {"summary": f"{site} {fault}"},
+           "startsAt": (starts or datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat()}
+    if ends:
+        out["endsAt"] = ends.isoformat()
+    return out
+
+
+def auth(env: str = "HALLMON_T_ADMIN") -> dict:
+    return {"Authorization": f"Bearer {TOKENS[env]}"}

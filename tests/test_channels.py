@@ -1,0 +1,149 @@
+"""Channels against local peers: SMTP with STARTTLS (aiosmtpd), an SMS gateway, WeCom's
+4,096-byte limit, no retry on 4xx, and a reminder reaching the duty chief."""
+import asyncio
+import ssl
+from datetime import datetime, timezone
+
+import aiohttp
+import pytest
+import trustme
+from aiosmtpd.controller import Controller
+from prometheus_client import CollectorRegistry
+
+from monitor.channels import Delivery, cut_utf8
+from monitor.messages import render
+from monitor.paging_config import PagingConfig
+from simulators.redisproc import free_port
+from tests.robots import Robots
+
+INC = {"id": "INC-20261125-0007", "level": 2, "level_name": "二级", "category": "power", "sites": ["u3a"],
+       "faults": ["power.on_battery"], "detected_at": "2026-11-25T09:00:00+08:00", "plan": "shenzhen-customs",
+       "clocks": [{"id": "phone-report", "title": "电话报告（六要素）", "title_en": "Phone report (six elements)",
+                   "due_at": "2026-11-25T09:15:00+08:00", "status": "pending", "audience": {"to": ["单位领导"]}}]}
+
+
+class Inbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((session.ssl is not None, envelope.rcpt_tos, envelope.content.decode()))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp(tmp_path):
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), tls_context=server_ctx,
+                            require_starttls=True)
+    controller.start()
+    yield inbox, controller.port, ca_file
+    controller.stop()
+
+
+async def test_email_over_starttls_in_chinese(smtp):
+    inbox, port, ca_file = smtp
+    paging = PagingConfig.model_validate({"channels": [{"id": "mail", "type": "email", "to": "lead-a@example.invalid",
+                                                        "smtp": f"127.0.0.1:{port}", "ca_file": str(ca_file)}]})
+    async with aiohttp.ClientSession() as session:
+        delivery = Delivery(paging, session, CollectorRegistry())
+        msg = render("page", "zh", INC, ack_url="http://127.0.0.1:9108/api/v1/incidents/INC/ack?exp=1&sig=x")
+        assert await delivery.send("mail", msg, None) == "sent"
+    [(tls, rcpt, content)] = inbox.messages
+    assert tls and rcpt == ["lead-a@example.invalid"]
+    import email
+    mail = email.message_from_string(content)
+    body = mail.get_payload(decode=True).decode()
+    assert "供电" in str(email.header.make_header(email.header.decode_header(mail["Subject"])))
+    assert "电话报告（六要素）" in body and "UPS" in body and "ack?exp=1" in body
+
+
+async def test_sms_gateway_gets_the_template_with_the_persons_phone():
+    robots = await Robots().start()
+    try:
+        paging = PagingConfig.model_validate({
+            "people": [{"id": "lead-a", "name": "测试值班领导甲", "channels": ["sms"], "phone": "138-0000-0001"}],
+            "channels": [{"id": "sms", "type": "sms", "url": f"{robots.base}/sms",
+                          "body": {"mobile": "{phone}", "content": "{text}", "ref": "{incident}"}, "max_chars": 60}]})
+        async with aiohttp.ClientSession() as session:
+            delivery = Delivery(paging, session, CollectorRegistry())
+            person = paging.people[0]
+            assert await delivery.send("sms", render("page", "zh", INC), person) == "sent"
+        [sms] = robots.received["sms"]
+        assert sms["mobile"] == "138-0000-0001" and sms["ref"] == INC["id"] and len(sms["content"]) <= 60
+    finally:
+        await robots.stop()
+
+
+async def test_wecom_markdown_is_cut_to_4096_bytes_and_4xx_is_not_retried(monkeypatch):
+    monkeypatch.setenv("HALLMON_T_WECOM", "wecom-key")
+    robots = await Robots().start()
+    try:
+        paging = PagingConfig.model_validate({"channels": [
+            {"id": "wc", "type": "wecom", "url": f"{robots.base}/cgi-bin/webhook/send", "key_env": "HALLMON_T_WECOM"},
+            {"id": "hook", "type": "webhook", "url": f"{robots.base}/nowhere", "retries": 3, "backoff": "10ms"}]})
+        big = dict(INC, faults=["power.on_battery"] * 2000)
+        async with aiohttp.ClientSession() as session:
+            delivery = Delivery(paging, session, CollectorRegistry())
+            assert await delivery.send("wc", render("page", "zh", big), None) == "sent"
+            t0 = asyncio.get_running_loop().time()
+            assert await delivery.send("hook", render("page", "zh", INC), None) == "failed"  # 404: no retry
+            assert asyncio.get_running_loop().time() - t0 < 0.5
+        content = robots.received["wecom"][0]["markdown"]["content"]
+        assert len(content.encode()) <= 4096
+    finally:
+        await robots.stop()
+    assert cut_utf8("测" * 2000, 4096).encode().__len__() <= 4096
+
+
+def test_messages_come_from_one_template_in_both_languages():
+    zh = render("reminder", "zh", INC, clock=INC["clocks"][0])
+    en = render("reminder", "en", INC, clock=INC["clocks"][0])
+    assert zh.title == "【报告提醒】电话报告（六要素） 将于 11-25 09:15 到期"
+    assert en.title == "[Report due soon] Phone report (six elements) due 11-25 09:15"
+    assert "报送：单位领导" in zh.text and "To: 单位领导" in en.text
+    drill = render("page", "en", dict(INC, drill=True))
+    assert drill.title.startswith("[DRILL] ")
+
+
+async def test_a_reminder_reaches_the_duty_chief(aiohttp_client, tmp_path, redis_url, monkeypatch):
+    from tests.pagingkit import paging_yaml
+    from tests.routerkit import TOKENS, alert, auth, make_app
+
+    for k, v in TOKENS.items():
+        monkeypatch.setenv(k, v)
+    robots = await Robots().start()
+    plan = tmp_path / "quick.yml"
+    plan.write_text("""\
+base: default
+id: quick-test
+name: {zh: 测试快速预案, en: Quick test plan}
+reminder_before: 2s
+clocks:
+  - {id: quick-report, title: {zh: 快速报告, en: Quick report}, due: 3s, source: test plan}
+""")
+    try:
+        client = await aiohttp_client(make_app(tmp_path, redis_url, plan=str(plan),
+                                               extra=paging_yaml(robots.base, wait="1h")))
+        resp = await client.post("/api/v1/alerts", json=[alert("power.on_battery", "u3a", "u3",
+                                                               starts=datetime.now(timezone.utc))], headers=auth())
+        assert resp.status == 200
+        for _ in range(80):
+            kinds = [p["kind"] for p in robots.received["webhook"]]
+            if "overdue" in kinds:
+                break
+            await asyncio.sleep(0.1)
+        pages = robots.received["webhook"]
+        kinds = [p["kind"] for p in pages]
+        assert kinds[:3] == ["page", "reminder", "overdue"], kinds
+        assert pages[1]["recipient"]["id"] == pages[0]["recipient"]["id"]  # the report's owner: the duty chief
+        assert "快速报告" in pages[1]["title"]
+        assert pages[2]["recipient"]["id"].startswith("lead-")  # overdue goes one step up
+    finally:
+        await robots.stop()

@@ -1,0 +1,236 @@
+"""Paging end to end inside one service: incident → pages at local robot servers,
+escalation with and without acknowledgement, signed robots, fallback, digests,
+exactly-once across replicas, maintenance, reminders and resolution notices."""
+import asyncio
+from datetime import datetime, timezone
+
+import pytest
+
+from tests.pagingkit import paging_yaml
+from tests.robots import Robots
+from tests.routerkit import TOKENS, alert, auth, make_app
+
+SECRETS = {"HALLMON_T_DING_TOKEN": "ding-token", "HALLMON_T_DING_SECRET": "SEC-dingtalk-test",
+           "HALLMON_T_WECOM": "wecom-key", "HALLMON_T_FEISHU": "feishu-secret", "HALLMON_T_HOOK": "hook-secret"}
+
+
+@pytest.fixture(autouse=True)
+def env(monkeypatch):
+    for k, v in {**TOKENS, **SECRETS}.items():
+        monkeypatch.setenv(k, v)
+
+
+@pytest.fixture
+async def robots():
+    r = await Robots(webhook_secret="hook-secret").start()
+    yield r
+    await r.stop()
+
+
+def hook(robots, **kw):
+    return paging_yaml(robots.base, **kw).replace(
+        'url: "%s/page", retries: 1' % robots.base, 'url: "%s/page", secret_env: HALLMON_T_HOOK, retries: 1' % robots.base)
+
+
+async def wait_for(pred, timeout=5.0):
+    for _ in range(int(timeout / 0.05)):
+        if pred():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+async def open_incident(client, fault="pos.link_down", site="u2a", unit="u2"):
+    resp = await client.post("/api/v1/alerts", json=[alert(fault, site, unit, starts=datetime.now(timezone.utc))],
+                             headers=auth())
+    assert resp.status == 200
+    return (await resp.json())["incidents"][0]
+
+
+def on_duty_now():
+    """Who the fictitious roster puts on duty right now (duty chief, duty leader)."""
+    from monitor.config import load_config  # noqa: F401  (the roster logic is tested in test_rosters)
+    start = datetime(2026, 11, 2, 0, 30, tzinfo=timezone.utc)  # 08:30 Asia/Shanghai
+    days = int((datetime.now(timezone.utc) - start).total_seconds() // 86400)
+    return ("duty-a", "duty-b")[days % 2], ("lead-a", "lead-b")[(days // 7) % 2]
+
+
+async def test_no_ack_escalates_through_both_steps(aiohttp_client, tmp_path, redis_url, robots):
+    client = await aiohttp_client(make_app(tmp_path, redis_url, extra=hook(robots, wait="1s")))
+    inc_id = await open_incident(client)
+    await wait_for(lambda: len(robots.received["webhook"]) >= 1)
+    first = robots.received["webhook"][0]
+    chief, leader = on_duty_now()
+    assert first["kind"] == "page" and first["step"] == 0 and first["recipient"]["id"] == chief
+    assert first["incident"]["id"] == inc_id and first["incident"]["level"] == 2  # a one-site unit, whole
+    assert "自带单" in first["text"]  # the POS runbook line
+    assert "/api/v1/incidents/%s/ack?exp=" % inc_id in first["ack_url"]
+    assert robots.rejected == []  # the HMAC signature header verified
+    await wait_for(lambda: len(robots.received["webhook"]) >= 2, timeout=4)
+    second = robots.received["webhook"][1]
+    assert second["step"] == 2 and second["recipient"]["id"] == leader
+    await asyncio.sleep(0.5)
+    assert len(robots.received["webhook"]) == 2  # one page per person per step
+
+
+async def test_ack_through_the_pages_link_stops_escalation(aiohttp_client, tmp_path, redis_url, robots):
+    client = await aiohttp_client(make_app(tmp_path, redis_url, extra=hook(robots, wait="1s")))
+    inc_id = await open_incident(client)
+    await wait_for(lambda: robots.received["webhook"])
+    link = robots.received["webhook"][0]["ack_url"]
+    path = link.split("127.0.0.1", 1)[1].split("/", 1)[1]
+    resp = await client.post("/" + path, json={"by": "测试值班长甲"})
+    assert resp.status == 200 and (await resp.json())["status"] == "acknowledged"
+    await asyncio.sleep(2.0)
+    assert len(robots.received["webhook"]) == 1  # the second step never fired
+    resp = await client.post(f"/api/v1/incidents/{inc_id}/resolve", json={"by": "测试值班长甲", "result": "银联线路恢复"},
+                             headers=auth())
+    assert resp.status == 200
+    await wait_for(lambda: len(robots.received["webhook"]) == 2)
+    resolved = robots.received["webhook"][1]
+    assert resolved["kind"] == "resolved" and "银联线路恢复" in resolved["text"]
+
+
+async def test_signed_robots_and_fallback_when_a_robot_refuses(aiohttp_client, tmp_path, redis_url, robots):
+    channels = (
+        f'            - {{id: lead-dingtalk, type: dingtalk, url: "{robots.base}/robot/send", '
+        f'token_env: HALLMON_T_DING_TOKEN, secret_env: HALLMON_T_DING_SECRET, retries: 0, fallback: lead-wecom}}\n'
+        f'            - {{id: lead-wecom, type: wecom, url: "{robots.base}/cgi-bin/webhook/send", key_env: HALLMON_T_WECOM}}\n'
+        f'            - {{id: lead-feishu, type: feishu, url: "{robots.base}/open-apis/bot/v2/hook/feishu-hook", '
+        f'secret_env: HALLMON_T_FEISHU}}\n')
+    policies = """\
+            - id: robots
+              steps:
+                - {notify: {channel: lead-dingtalk}}
+                - {notify: {channel: lead-feishu}}
+"""
+    extra = hook(robots, extra_channels=channels, policies=policies)
+    client = await aiohttp_client(make_app(tmp_path, redis_url, extra=extra))
+    await open_incident(client)
+    await wait_for(lambda: robots.received["dingtalk"] and robots.received["feishu"])
+    ding = robots.received["dingtalk"][0]["markdown"]
+    assert "POS" in ding["title"] and "测试二关口岸" in ding["text"]
+    assert robots.received["feishu"][0]["msg_type"] == "text"
+    assert robots.rejected == []
+    # the robot answers 200 with an error code: a failure, and the fallback channel takes it
+    robots.errcode["dingtalk"] = 310000
+    await open_incident(client, fault="queue.down", site="u3a", unit="u3")
+    await wait_for(lambda: robots.received["wecom"])
+    assert len(robots.received["dingtalk"]) == 1 and "排队叫号" in robots.received["wecom"][0]["markdown"]["content"]
+    text = (await (await client.get("/metrics")).text())
+    assert 'hallmon_pages_sent_total{channel="lead-dingtalk",outcome="failed"} 1.0' in text
+    assert 'hallmon_pages_sent_total{channel="lead-wecom",outcome="sent"} 1.0' in text
+
+
+async def test_retries_on_5xx_then_succeeds(aiohttp_client, tmp_path, redis_url, robots):
+    robots.fail["webhook"] = 1  # one 500, then fine
+    client = await aiohttp_client(make_app(tmp_path, redis_url, extra=hook(robots, wait="30s")))
+    await open_incident(client)
+    await wait_for(lambda: robots.received["webhook"])
+    assert len(robots.received["webhook"]) == 1
+
+
+async def test_rate_limit_turns_thirty_pages_into_twenty_and_a_digest(robots):
+    import aiohttp
+    from prometheus_client import CollectorRegistry
+
+    from monitor.channels import Delivery
+    from monitor.messages import render
+    from monitor.paging_config import PagingConfig
+
+    paging = PagingConfig.model_validate({"channels": [{
+        "id": "lead-dingtalk", "type": "dingtalk", "url": f"{robots.base}/robot/send",
+        "token_env": "HALLMON_T_DING_TOKEN", "secret_env": "HALLMON_T_DING_SECRET",
+        "rate_limit": {"messages": 20, "per": "2s"}}]})
+    registry = CollectorRegistry()
+    async with aiohttp.ClientSession() as session:
+        delivery = Delivery(paging, session, registry)
+        outcomes = []
+        for i in range(30):
+            inc = {"id": f"INC-TEST-{i:04d}", "level": 3, "level_name": "三级", "category": "pos", "sites": ["u2a"],
+                   "faults": ["pos.link_down"], "clocks": [], "detected_at": "2026-11-25T09:00:00+08:00"}
+            outcomes.append(await delivery.send("lead-dingtalk", render("page", "zh", inc), None))
+        assert outcomes.count("sent") == 20 and outcomes.count("digested") == 10  # nothing dropped
+        await wait_for(lambda: len(robots.received["dingtalk"]) == 21, timeout=5)
+        await delivery.close()
+    digest = robots.received["dingtalk"][20]["markdown"]
+    assert "10" in digest["title"] and digest["text"].count("\n- ") == 10
+    assert all(f"INC-TEST-{i:04d}" in robots.received["dingtalk"][i]["markdown"]["text"] for i in range(20))
+    assert robots.rejected == []
+
+
+async def test_two_replicas_send_each_page_once(aiohttp_client, tmp_path, redis_url, robots):
+    a = await aiohttp_client(make_app(tmp_path, redis_url, extra=hook(robots, wait="1s")))
+    (tmp_path / "b").mkdir()
+    await aiohttp_client(make_app(tmp_path / "b", redis_url, extra=hook(robots, wait="1s")))
+    await open_incident(a)
+    await wait_for(lambda: len(robots.received["webhook"]) >= 2, timeout=5)
+    await asyncio.sleep(1.0)
+    steps = [(p["step"], p["recipient"]["id"]) for p in robots.received["webhook"]]
+    assert len(steps) == 2 and len(set(steps)) == 2
+
+
+async def test_maintenance_incidents_are_recorded_not_paged(aiohttp_client, tmp_path, redis_url, robots):
+    app = make_app(tmp_path, redis_url, extra=hook(robots, wait="1s"), units_edit=lambda text: text.replace(
+        "sites: [{id: u4a, name: 测试四关大厅}]",
+        'sites: [{id: u4a, name: 测试四关大厅, maintenance: [{from: "2026-01-01T00:00:00+08:00", '
+        'to: "2036-01-01T00:00:00+08:00", reason: 计划停电}]}]'))
+    client = await aiohttp_client(app)
+    inc_id = await open_incident(client, fault="power.on_battery", site="u4a", unit="u4")
+    await asyncio.sleep(1.8)
+    assert robots.received["webhook"] == []
+    inc = await (await client.get(f"/api/v1/incidents/{inc_id}", headers=auth())).json()
+    assert inc["maintenance"] is True
+
+
+async def test_a_mark_left_sending_by_a_killed_process_is_resent_and_a_sent_one_is_not(
+        aiohttp_client, tmp_path, redis_url, robots):
+    import redis.asyncio as aioredis
+
+    from monitor import keys
+    from monitor.events import IncidentEvent
+
+    app = make_app(tmp_path, redis_url, extra=hook(robots, wait="30s"))
+    client = await aiohttp_client(app)
+    inc_id = await open_incident(client)
+    await wait_for(lambda: robots.received["webhook"])
+    r = aioredis.from_url(redis_url, decode_responses=True)
+    [key] = [k for k in await r.keys("hallmon:paging:sent:*")]
+    assert (await r.get(key)).startswith("sent")
+    # replay the opened event: the page is marked sent, nothing goes out again
+    from monitor.pager import Pager, public_base
+    from monitor.rosters import Rosters
+    from monitor.channels import Delivery
+    from prometheus_client import CollectorRegistry
+    import aiohttp
+    rt = app[keys.RUNTIME]
+    async with aiohttp.ClientSession() as session:
+        pager = Pager(r, lambda: rt.config, Delivery(rt.config.paging, session, CollectorRegistry()),
+                      app[keys.ACK_SIGNER], public_base(rt.config), Rosters(rt.config.paging))
+        doc = await (await client.get(f"/api/v1/incidents/{inc_id}", headers=auth())).json()
+        event = IncidentEvent("opened", doc, doc["detected_at"])
+        await r.delete(f"hallmon:paging:{inc_id}")  # as if the state was never written
+        await pager.handle(event)
+        assert len(robots.received["webhook"]) == 1
+        # a process killed between send and mark left "sending" long ago: resend
+        await r.set(key, "sending:1000.0")
+        await r.delete(f"hallmon:paging:{inc_id}")
+        await pager.handle(event)
+        assert len(robots.received["webhook"]) == 2
+        assert (await r.get(key)).startswith("sent")
+    await r.aclose()
+
+
+async def test_pages_to_one_person_within_the_batch_window_go_as_one_message(aiohttp_client, tmp_path, redis_url,
+                                                                            robots):
+    extra = hook(robots, wait="1h").replace("\n  policies:", "\n  batch_window: 1s\n  policies:")
+    client = await aiohttp_client(make_app(tmp_path, redis_url, extra=extra))
+    await open_incident(client, "pos.link_down", "u2a", "u2")
+    await open_incident(client, "queue.down", "u3a", "u3")
+    await open_incident(client, "power.on_battery", "u4a", "u4")
+    await wait_for(lambda: robots.received["webhook"], timeout=4)
+    await asyncio.sleep(1.2)
+    [batched] = robots.received["webhook"]
+    assert batched["kind"] == "digest" and "3" in batched["title"]
+    for word in ("POS", "排队叫号", "供电"):
+        assert word in batched["text"]

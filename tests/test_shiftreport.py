@@ -1,0 +1,82 @@
+"""The shift hand-off report: from a running service (API and CLI), and sent to the
+outgoing and incoming duty chiefs at hand-off, once each."""
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
+
+from monitor import keys
+from monitor.channels import Delivery
+from monitor.pager import Pager, public_base
+from monitor.rosters import Rosters
+
+from tests.conftest import ROOT
+from tests.pagingkit import paging_yaml
+from tests.robots import Robots
+from tests.routerkit import TOKENS, alert, auth, make_app
+
+
+@pytest.fixture(autouse=True)
+def env(monkeypatch):
+    for k, v in TOKENS.items():
+        monkeypatch.setenv(k, v)
+
+
+async def test_shift_report_lists_devices_the_shifts_incidents_and_what_is_inherited(aiohttp_client, tmp_path,
+                                                                                      redis_url):
+    robots = await Robots().start()
+    try:
+        app = make_app(tmp_path, redis_url, extra=paging_yaml(robots.base, wait="1h"))
+        client = await aiohttp_client(app)
+        resp = await client.post("/api/v1/alerts", json=[alert("pos.link_down", "u2a", "u2")], headers=auth())
+        inc_id = (await resp.json())["incidents"][0]
+        await client.post(f"/api/v1/incidents/{inc_id}/ack", json={"by": "测试值班长甲"}, headers=auth())
+        report = await (await client.get("/api/v1/shift-report?roster=hall-duty", headers=auth())).json()
+        assert report["incoming"]["id"] in ("duty-a", "duty-b") and report["outgoing"]["id"] != report["incoming"]["id"]
+        assert [i["id"] for i in report["during"]] == [inc_id] and report["during"][0]["acknowledged"]["by"] == "测试值班长甲"
+        assert [i["id"] for i in report["inherit"]] == [inc_id]
+        assert {c["clock"] for c in report["clocks_due"]} == {"phone-report", "written-report"}
+        text = await (await client.get("/api/v1/shift-report?roster=hall-duty&format=text", headers=auth())).text()
+        assert text.startswith("交接班报告 — hall-duty") and "移交下一班" in text and inc_id in text
+        en = await (await client.get("/api/v1/shift-report?format=text&lang=en", headers=auth())).text()
+        assert "The next shift inherits" in en
+        assert (await client.get("/api/v1/shift-report?roster=nope", headers=auth())).status == 400
+        # at the hand-off both chiefs get it, once, however often it is triggered
+        rt = app[keys.RUNTIME]
+        r = aioredis.from_url(redis_url, decode_responses=True)
+        async with aiohttp.ClientSession() as session:
+            pager = Pager(r, lambda: rt.config, Delivery(rt.config.paging, session, CollectorRegistry()),
+                          app[keys.ACK_SIGNER], public_base(rt.config), Rosters(rt.config.paging))
+            handoff = datetime.fromisoformat(report["shift_end"])
+            assert await pager.send_handoff("hall-duty", handoff, report) == 2
+            assert await pager.send_handoff("hall-duty", handoff, report) == 0
+        await r.aclose()
+        shift = [p for p in robots.received["webhook"] if p["kind"] == "shift"]
+        assert {p["recipient"]["id"] for p in shift} == {report["outgoing"]["id"], report["incoming"]["id"]}
+        assert "设备状态" in shift[0]["text"]
+    finally:
+        await robots.stop()
+
+
+def test_shift_report_command(tmp_path, redis_url, service):
+    from tests.routerkit import org_config
+
+    cfg = tmp_path / "hall.yml"
+    cfg.write_text(org_config(redis_url, extra=paging_yaml("http://127.0.0.1:9", wait="1h")), encoding="utf-8")
+    svc = service(cfg, env=TOKENS)
+    env = {"HALLMON_URL": svc.base, "HALLMON_TOKEN": TOKENS["HALLMON_T_READ"]}
+    res = subprocess.run([sys.executable, "-m", "monitor.cli", "shift-report", "--roster", "hall-duty"],
+                         capture_output=True, text=True, cwd=ROOT, env={**os.environ, **env})
+    assert res.returncode == 0, res.stderr
+    assert "交接班报告" in res.stdout and "接班值班长" in res.stdout
+    res = subprocess.run([sys.executable, "-m", "monitor.cli", "shift-report", "--json", "--at",
+                          (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()],
+                         capture_output=True, text=True, cwd=ROOT, env={**os.environ, **env})
+    assert json.loads(res.stdout)["roster"] == "hall-duty"
+
