@@ -7,8 +7,6 @@
     │   ├── ProbeConnectError  refused, unreachable, reset, DNS failure of the target's host
     │   └── ProtocolError      the peer answered, but not in its protocol (garbage, too long)
     │       └── PeerError      the peer answered in protocol with an error (NUT ERR, DE 39)
-    │           └── NutError   upsd's ERR: NutDataStale, NutDriverNotConnected,
-    │                          NutUnknownUps, NutAccessDenied, or the base for other codes
     └── StoreError             Redis unreachable or answered unexpectedly
 """
 from __future__ import annotations
@@ -73,32 +71,6 @@ class PeerError(ProtocolError):
     def __init__(self, target: str, message: str, code: str):
         self.code = code
         super().__init__(target, message)
-
-
-class NutError(PeerError):
-    """upsd answered ``ERR <code>``; ``NUT_ERRORS`` maps the codes with a class of their own."""
-
-
-class NutDataStale(NutError):
-    pass
-
-
-class NutDriverNotConnected(NutError):
-    pass
-
-
-class NutUnknownUps(NutError):
-    pass
-
-
-class NutAccessDenied(NutError):
-    pass
-
-
-NUT_ERRORS: dict[str, type[NutError]] = {
-    "DATA-STALE": NutDataStale, "DRIVER-NOT-CONNECTED": NutDriverNotConnected,
-    "UNKNOWN-UPS": NutUnknownUps, "ACCESS-DENIED": NutAccessDenied,
-}
 
 
 class StoreError(HallmonError):

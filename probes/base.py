@@ -4,13 +4,13 @@ A probe class declares its config spec (a ``TargetSpec`` subclass with
 ``kind: Literal[...]``), the ``system`` its targets default to, the faults it can
 report, and ``down_fault``: what a timeout or an unreachable device means for it. The
 checker wraps every call in the target's timeout and turns a ``ProbeError`` or timeout
-into a failing reading carrying ``down_fault`` (and ``down_values``); probes translate their library's errors
+into a failing reading carrying ``down_fault``; probes translate their library's errors
 into ``ProbeError`` subclasses and never let them escape.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Mapping
+from typing import ClassVar
 
 import aiohttp
 
