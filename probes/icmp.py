@@ -36,6 +36,14 @@ class IcmpSpec(TargetSpec):
         return v
 
 
+def packet_wait(spec: IcmpSpec) -> float:
+    """How long to wait for each reply. icmplib sends one packet at a time and waits for
+    its reply, so every lost packet costs this much: the whole train, all lost, must
+    still end inside the target's timeout, or a check with lost packets would be cut
+    off by the checker and read as ``network.down`` instead of ``network.loss``."""
+    return max(0.05, (spec.timeout - spec.spacing * (spec.count - 1) - 0.1) / spec.count)
+
+
 def judge(loss: float, rtt: float | None, spec: IcmpSpec) -> frozenset[str]:
     if loss >= 1.0:
         return frozenset({"network.down"})
@@ -56,7 +64,7 @@ class IcmpProbe(Probe):
 
     async def check(self, target: Target) -> Reading:
         spec: IcmpSpec = target.spec
-        wait = max(0.1, spec.timeout - spec.spacing * (spec.count - 1) - 0.05)
+        wait = packet_wait(spec)
         at, t0 = time.time(), time.perf_counter()
         try:
             host = await icmplib.async_ping(spec.address, count=spec.count, interval=spec.spacing, timeout=wait,

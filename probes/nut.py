@@ -105,37 +105,56 @@ class NutConnection:
         except UnicodeDecodeError as err:
             raise ProtocolError(target, f"{self.address}: reply is not text") from err
 
+    async def _open(self, target: str) -> None:
+        host, port = split_hostport(self.address)
+        try:
+            self.reader, self.writer = await asyncio.open_connection(host, port, limit=MAX_LINE)
+        except OSError as err:
+            raise ProbeConnectError(target, f"upsd {self.address}: {os_reason(err)}") from err
+
     async def list_vars(self, target: str, ups: str) -> dict[str, str]:
+        """``LIST VAR`` on the shared connection. A kept connection that upsd closed
+        meanwhile (a restart) is reopened and the request sent once more, so that a
+        restart of upsd does not read as the UPS being unreachable."""
         async with self.lock:
-            if self.writer is None or self.writer.is_closing():
-                host, port = split_hostport(self.address)
-                try:
-                    self.reader, self.writer = await asyncio.open_connection(host, port, limit=MAX_LINE)
-                except OSError as err:
-                    raise ProbeConnectError(target, f"upsd {self.address}: {os_reason(err)}") from err
+            reused = self.writer is not None and not self.writer.is_closing()
+            if not reused:
+                await self._open(target)
             try:
-                self.writer.write(f"LIST VAR {ups}\n".encode())
-                await self.writer.drain()
-                first = await self._line(target)
-                if first.startswith("ERR "):
-                    code = first[4:].split(" ")[0]
-                    raise PeerError(target, f"upsd {self.address}: ERR {code} for {ups}", code)
-                if not first.startswith("BEGIN LIST VAR "):
-                    raise NutSyntaxError(f"expected BEGIN LIST VAR {ups}, got {first[:40]!r}")
-                lines = [first]
-                while not lines[-1].startswith("END "):
-                    if len(lines) > MAX_VARS:
-                        raise ProtocolError(target, f"{self.address}: more than {MAX_VARS} variables")
-                    lines.append(await self._line(target))
-                return parse_var_list(ups, lines)
-            except PeerError:
-                raise
-            except NutSyntaxError as err:
-                self.close()
-                raise ProtocolError(target, f"{self.address}: {err}") from err
-            except (ProtocolError, ProbeConnectError, OSError, asyncio.CancelledError):
-                self.close()  # the stream is out of step: start afresh next time
-                raise
+                return await self._exchange(target, ups)
+            except ProbeConnectError:
+                if not reused:
+                    raise
+            await self._open(target)
+            return await self._exchange(target, ups)
+
+    async def _exchange(self, target: str, ups: str) -> dict[str, str]:
+        try:
+            self.writer.write(f"LIST VAR {ups}\n".encode())
+            await self.writer.drain()
+            first = await self._line(target)
+            if first.startswith("ERR "):
+                code = first[4:].split(" ")[0]
+                raise PeerError(target, f"upsd {self.address}: ERR {code} for {ups}", code)
+            if not first.startswith("BEGIN LIST VAR "):
+                raise NutSyntaxError(f"expected BEGIN LIST VAR {ups}, got {first[:40]!r}")
+            lines = [first]
+            while not lines[-1].startswith("END "):
+                if len(lines) > MAX_VARS:
+                    raise ProtocolError(target, f"{self.address}: more than {MAX_VARS} variables")
+                lines.append(await self._line(target))
+            return parse_var_list(ups, lines)
+        except PeerError:
+            raise
+        except NutSyntaxError as err:
+            self.close()
+            raise ProtocolError(target, f"{self.address}: {err}") from err
+        except OSError as err:  # reset or broken pipe while writing
+            self.close()
+            raise ProbeConnectError(target, f"upsd {self.address}: {os_reason(err)}") from err
+        except (ProtocolError, ProbeConnectError, asyncio.CancelledError):
+            self.close()  # the stream is out of step: start afresh next time
+            raise
 
     def close(self) -> None:
         if self.writer is not None:

@@ -7,7 +7,9 @@ A dotted path covers every vendor format seen; a JSONPath library would add a
 dependency for filters no status document needs.
 
 Faults: ``queue.down`` (unreachable, 5xx, not JSON, a mapped field missing);
-``queue.stalled`` (people waiting and no ticket called for ``stall_after``);
+``queue.stalled`` (people waiting and no ticket called for ``stall_after``, counted from
+the later of the last call and the hall's opening, so that yesterday's last call does not
+make the morning queue "stalled" at the door's opening);
 ``queue.congested`` (more than ``max_waiting`` waiting, or a wait over ``max_wait``).
 Stalled and congested are judged only while the site is open (opening hours on China's
 working days, make-up days included, minus closures).
@@ -24,7 +26,7 @@ import aiohttp
 from pydantic import Field, model_validator
 
 from monitor.errors import ProbeConnectError, ProbeTimeout, ProtocolError
-from monitor.hours import is_open
+from monitor.hours import is_open, opened_at
 from monitor.reading import Reading
 from monitor.target import Duration, HttpUrl, Model, Target, TargetSpec
 
@@ -157,11 +159,14 @@ class QueueProbe(Probe):
             raise ProtocolError(target.name, f"{spec.url}: {err}") from err
         values = {f"hallmon_queue_{k}": v for k, v in got.items() if k != "last_called_at"}
         faults: set[str] = set()
-        open_now = target.hours is None or is_open(target.hours, datetime.fromtimestamp(at, timezone.utc),
-                                                   target.timezone)
+        now = datetime.fromtimestamp(at, timezone.utc)
+        open_now = target.hours is None or is_open(target.hours, now, target.timezone)
         if open_now:
             waiting = got["waiting"]
-            if waiting > 0 and "last_called_at" in got and at - got["last_called_at"] > spec.stall_after:
+            quiet_since = got.get("last_called_at")
+            if quiet_since is not None and target.hours is not None:
+                quiet_since = max(quiet_since, opened_at(target.hours, now, target.timezone).timestamp())
+            if waiting > 0 and quiet_since is not None and at - quiet_since > spec.stall_after:
                 faults.add("queue.stalled")
             if waiting > spec.max_waiting or got.get("longest_wait_seconds", 0) > spec.max_wait:
                 faults.add("queue.congested")

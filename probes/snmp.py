@@ -1,6 +1,13 @@
 """ups.snmp: RFC 1628 UPS-MIB over SNMP v2c or v3 (pysnmp), onto the same power model
 as ups.nut: upsOutputSource battery(5) → on battery, bypass(4) → fault; upsBatteryStatus
-low(3)/depleted(4) → low battery; upsAlarmsPresent > 0 → fault."""
+low(3)/depleted(4) → low battery.
+
+Alarms: a UPS on battery normally also lists upsAlarmOnBattery (and upsAlarmInputBad) in
+upsAlarmTable, so ``upsAlarmsPresent > 0`` alone is not a UPS fault. When alarms are
+present the probe walks upsAlarmDescr and judges each well-known alarm (RFC 1628
+upsWellKnownAlarms): on battery, input bad, awaiting power and test in progress are the
+mains' story, told by the other faults; low / depleted battery → low battery; every other
+alarm, a vendor's own, or a table the agent does not serve → ``power.ups_fault``."""
 from __future__ import annotations
 
 import time
@@ -8,7 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, model_validator
 from pysnmp.hlapi.v3arch.asyncio import (CommunityData, ContextData, ObjectIdentity, ObjectType, SnmpEngine,
-                                         UdpTransportTarget, UsmUserData, get_cmd, usmAesCfb128Protocol,
+                                         UdpTransportTarget, UsmUserData, get_cmd, walk_cmd, usmAesCfb128Protocol,
                                          usmDESPrivProtocol, usmHMACMD5AuthProtocol, usmHMACSHAAuthProtocol)
 
 from monitor.errors import PeerError, ProbeTimeout
@@ -25,6 +32,11 @@ OIDS = {
     "input_voltage": f"{UPS}.3.3.1.3.1", "output_source": f"{UPS}.4.1.0", "load": f"{UPS}.4.4.1.5.1",
     "alarms": f"{UPS}.6.1.0",
 }
+ALARM_DESCR = f"{UPS}.6.2.1.2"  # upsAlarmDescr: each row names a well-known alarm's OID
+WELL_KNOWN = f"{UPS}.6.3."
+NOT_A_FAULT = {2, 6, 21, 24}  # onBattery, inputBad, awaitingPower, testInProgress
+LOW_BATTERY = {3, 4}  # lowBattery, depletedBattery
+MAX_ALARMS = 64
 AUTH = {"sha": usmHMACSHAAuthProtocol, "md5": usmHMACMD5AuthProtocol}
 PRIV = {"aes": usmAesCfb128Protocol, "des": usmDESPrivProtocol}
 
@@ -51,7 +63,21 @@ class SnmpSpec(TargetSpec, Thresholds):
         return self
 
 
-def state_from_mib(v: dict[str, int | None]) -> UpsState:
+def alarm_tokens(alarms: list[str] | None) -> set[str]:
+    """upsAlarmDescr values (OIDs) → power-model tokens; ``None``: the table could not be read."""
+    if alarms is None:
+        return {"ALARM"}
+    tokens = set()
+    for oid in alarms:
+        tail = oid.strip(".").removeprefix(WELL_KNOWN)
+        number = int(tail) if tail.isdigit() else None
+        if number in NOT_A_FAULT:
+            continue
+        tokens.add("LB" if number in LOW_BATTERY else "ALARM")
+    return tokens
+
+
+def state_from_mib(v: dict[str, int | None], alarms: list[str] | None = None) -> UpsState:
     tokens = set()
     source = v.get("output_source")
     tokens.add("OB" if source == 5 else "OL")
@@ -60,7 +86,7 @@ def state_from_mib(v: dict[str, int | None]) -> UpsState:
     if v.get("battery_status") in (3, 4):
         tokens.add("LB")
     if (v.get("alarms") or 0) > 0:
-        tokens.add("ALARM")
+        tokens |= alarm_tokens(alarms)
     minutes = v.get("minutes")
     return UpsState(status=frozenset(tokens), charge_pct=v.get("charge"),
                     runtime_s=minutes * 60 if minutes is not None else None,
@@ -103,9 +129,25 @@ class SnmpProbe(Probe):
                 got[name] = int(value)
             except (TypeError, ValueError):
                 got[name] = None  # noSuchObject / noSuchInstance: the agent lacks it
-        faults, values = assess(state_from_mib(got), spec)
+        alarms = await self._alarms(spec, transport) if (got.get("alarms") or 0) > 0 else []
+        faults, values = assess(state_from_mib(got, alarms), spec)
         return Reading(target=target.name, at=at, ok=True, duration=time.perf_counter() - t0, faults=faults,
-                       values=values, detail={k: v for k, v in got.items() if v is not None})
+                       values=values, detail={**{k: v for k, v in got.items() if v is not None},
+                                              **({"alarm_table": alarms} if alarms else {})})
+
+    async def _alarms(self, spec: SnmpSpec, transport) -> list[str] | None:
+        """upsAlarmDescr of every present alarm, at most ``MAX_ALARMS``; ``None`` when
+        the agent does not serve the table."""
+        out: list[str] = []
+        async for indication, status, _, binds in walk_cmd(
+                self.engine, self._auth(spec), transport, ContextData(),
+                ObjectType(ObjectIdentity(ALARM_DESCR)), lexicographicMode=False):
+            if indication or status:
+                return None
+            out.extend(str(value) for _, value in binds)
+            if len(out) >= MAX_ALARMS:
+                break
+        return out or None
 
     async def close(self) -> None:
         self.engine.close_dispatcher()

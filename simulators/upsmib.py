@@ -17,6 +17,16 @@ OIDS = {  # OID → (key in the JSON file, SNMP type)
 }
 
 
+ALARM_DESCR = f"{BASE}.1.6.2.1.2"  # upsAlarmDescr.<row>: the JSON's "alarm_table", well-known alarm numbers
+WELL_KNOWN = f"{BASE}.1.6.3"
+
+
+def _table(values: dict) -> dict[str, tuple[str, str]]:
+    """Rows of upsAlarmDescr as OID → (SNMP type, value)."""
+    return {f"{ALARM_DESCR}.{i}": ("objectid", f"{WELL_KNOWN}.{n}")
+            for i, n in enumerate(values.get("alarm_table", []), 1)}
+
+
 def _key(oid: str) -> tuple[int, ...]:
     return tuple(int(x) for x in oid.strip(".").split("."))
 
@@ -37,10 +47,14 @@ def main(path: str) -> None:
             oid = sys.stdin.readline().strip()
             with open(path) as f:
                 values = json.load(f)
+            table = _table(values)
             if cmd == "getnext":
-                later = [o for o in ORDER if _key(o) > _key(oid)]
+                later = sorted((o for o in [*ORDER, *table] if _key(o) > _key(oid)), key=_key)
                 oid = later[0] if later else ""
-            if oid in OIDS and OIDS[oid][0] in values:
+            if oid in table:
+                kind, value = table[oid]
+                out.write(f"{oid}\n{kind}\n{value}\n")
+            elif oid in OIDS and OIDS[oid][0] in values:
                 key, kind = OIDS[oid]
                 out.write(f"{oid}\n{kind}\n{values[key]}\n")
             else:

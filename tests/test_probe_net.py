@@ -5,6 +5,7 @@ import ssl
 from datetime import datetime, timedelta, timezone
 
 import dns.message
+import pytest
 import dns.rcode
 import dns.rrset
 import trustme
@@ -12,7 +13,7 @@ from aiohttp import web
 
 from monitor.target import Target
 from probes import PROBES
-from probes.icmp import judge
+from probes.icmp import judge, packet_wait
 
 
 def target(spec: dict) -> Target:
@@ -56,6 +57,14 @@ class DnsServer(asyncio.DatagramProtocol):
         else:
             reply.set_rcode(dns.rcode.NXDOMAIN)
         self.transport.sendto(reply.to_wire(), addr)
+
+
+@pytest.mark.parametrize("count, spacing, timeout", [(3, "200ms", "5s"), (10, "100ms", "2s"), (1, "1s", "1s")])
+def test_a_train_of_lost_packets_ends_inside_the_timeout(count, spacing, timeout):
+    # icmplib waits for each reply in turn: all lost costs count waits plus the spacing
+    spec = target({"kind": "net.icmp", "address": "127.0.0.1", "count": count, "spacing": spacing,
+                   "timeout": timeout, "interval": "10s"}).spec
+    assert count * packet_wait(spec) + spec.spacing * (count - 1) < spec.timeout
 
 
 async def test_dns_lookup_expectation_and_failure(checker):

@@ -97,6 +97,20 @@ async def test_reconnects_after_upsd_goes_away(checker):
         assert r.faults == frozenset()
 
 
+async def test_a_restarted_upsd_is_not_read_as_an_unreachable_ups(checker):
+    ups = upsd_sim.Upsd({"ups1": OL}).start()
+    t = target(ups.address)
+    assert (await checker.check(t)).ok  # the shared connection is now open and kept
+    ups.stop()
+    again = upsd_sim.Upsd({"ups1": OL})
+    again.port = ups.port
+    (again.dir / "upsd.conf").write_text(f"LISTEN 127.0.0.1 {ups.port}\n")
+    with again.start():
+        r = await checker.check(t)  # the kept connection is dead; the check reopens it
+        assert r.ok and r.faults == frozenset(), r.error
+    assert checker.alerts == []
+
+
 async def _hostile(handler):
     server = await asyncio.start_server(handler, "127.0.0.1", 0)
     return server, f"127.0.0.1:{server.sockets[0].getsockname()[1]}"

@@ -1,6 +1,6 @@
 """queue.http against the queue simulator: presets and mappings, down / stalled /
 congested, judged only inside opening hours on China's working days."""
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -63,6 +63,17 @@ async def test_stalled_when_people_wait_and_nobody_is_called(checker, queue):
     assert (await checker.check(target(queue.url, stall_after="15m"))).faults == frozenset()
     queue.waiting = 0  # nobody waiting: quiet, not stalled
     assert (await checker.check(target(queue.url))).faults == frozenset()
+
+
+async def test_stall_counts_from_the_opening_not_from_yesterdays_last_call(checker, queue):
+    now = datetime.now(TZ)
+    if now.hour == 0 and now.minute < 5 or now.hour == 23 and now.minute > 50:
+        pytest.skip("needs an opening time earlier today and a close after now")
+    opened = (now - timedelta(minutes=2)).strftime("%H:%M")  # opened 2 to 3 minutes ago
+    hours = Hours(open=opened, close="23:59", working_days=False)
+    queue.stall(3600)  # the last ticket was called before the hall opened
+    assert (await checker.check(target(queue.url, hours=hours))).faults == frozenset()
+    assert (await checker.check(target(queue.url, hours=hours, stall_after="1m"))).faults == {"queue.stalled"}
 
 
 async def test_closed_hall_is_not_judged_but_down_still_is(checker, queue):

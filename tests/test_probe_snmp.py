@@ -58,3 +58,20 @@ def test_v3_without_keys_is_a_config_error():
     with pytest.raises(ValidationError, match="v3 needs user"):
         PROBES["ups.snmp"].spec.model_validate({"name": "u", "kind": "ups.snmp", "address": "127.0.0.1",
                                                 "version": "v3"})
+
+
+async def test_alarm_table_on_battery_is_not_a_ups_fault(checker):
+    # a real UPS lists upsAlarmOnBattery and upsAlarmInputBad whenever mains is lost
+    outage = {**NORMAL, "output_source": 5, "charge_remaining": 80, "input_voltage": 0}
+    with snmpd_sim.Snmpd({**outage, "alarms_present": 2, "alarm_table": [2, 6]}) as agent:
+        t = target(agent.address, community=agent.community)
+        r = await checker.check(t)
+        assert r.faults == {"power.on_battery"}, r.detail
+        agent.set({**outage, "alarms_present": 3, "alarm_table": [2, 6, 3]})  # upsAlarmLowBattery
+        assert (await checker.check(t)).faults == {"power.on_battery", "power.low_battery"}
+        agent.set({**NORMAL, "alarms_present": 1, "alarm_table": [16]})  # upsAlarmFanFailure on mains
+        r = await checker.check(t)
+        assert r.faults == {"power.ups_fault"}
+        assert r.detail["alarm_table"] == ["1.3.6.1.2.1.33.1.6.3.16"]
+        agent.set({**NORMAL, "alarms_present": 1})  # an alarm the agent does not list: still a fault
+        assert (await checker.check(t)).faults == {"power.ups_fault"}
