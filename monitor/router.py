@@ -341,6 +341,8 @@ class Router:
             if clock is None or clock["status"] != "pending" or clock["seq"] != payload["seq"]:
                 return None  # filed, or superseded since the timer was set
             if payload["what"] == "remind":
+                if clock.get("reminded"):
+                    return None  # handled already (the timer was claimed again after its lease)
                 clock["reminded"] = True
                 return Change("reminder", "clock", {"clock": clock["id"], "due_at": clock["due_at"]},
                               events=["reminder"], timers_done=[timer_id])
