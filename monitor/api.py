@@ -140,13 +140,17 @@ async def alerts(request: web.Request) -> web.Response:
 async def create_manual(request: web.Request) -> web.Response:
     who = caller(request, "incidents:write")
     b = await body(request)
-    flags = b.get("flags", []) if isinstance(b, dict) else []
-    if not isinstance(flags, list) or not all(f in ("casualties", "injuries", "property_loss", "loss_of_control")
-                                              for f in flags):
+    if not isinstance(b, dict):
+        raise BadInput("body: expected a JSON object")
+    flags = b.get("flags", [])
+    if not isinstance(flags, list) or not all(isinstance(f, str) and f in ("casualties", "injuries", "property_loss",
+                                                                           "loss_of_control") for f in flags):
         raise BadInput("flags: expected a list of casualties, injuries, property_loss, loss_of_control")
     level = b.get("level")
-    if level is not None and level not in (1, 2, 3):
+    if level is not None and (isinstance(level, bool) or level not in (1, 2, 3)):
         raise BadInput("level: expected 1, 2 or 3")
+    if not isinstance(b.get("drill", False), bool):
+        raise BadInput("drill: expected true or false")
     category, site = text(b, "category", limit=40), text(b, "site", limit=100)
     cfg = request.app[keys.RUNTIME].config
     if site not in cfg.sites:
