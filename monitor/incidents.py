@@ -95,7 +95,8 @@ class IncidentStore:
             if entry.get("prev") != prev or _chain(prev, entry) != claimed:
                 return False
             prev = claimed
-        return True
+        doc = await self.get(incident_id)
+        return doc is None or doc.get("timeline_head", "") == prev  # the tail was not cut off
 
     async def open_for(self, group: str) -> str | None:
         return await self.r.hget(f"{P}open", group)

@@ -284,6 +284,18 @@ async def test_timeline_is_hash_chained_and_tampering_shows(client, redis_url):
     assert (await incident(client, inc_id))["timeline_intact"] is False
 
 
+async def test_cutting_off_the_end_of_the_timeline_shows(client, redis_url):
+    _, body = await post_alerts(client, [alert("queue.stalled", "u3a", "u3")])
+    inc_id = body["incidents"][0]
+    await client.post(f"/api/v1/incidents/{inc_id}/level", json={"level": 1, "by": "测试值班领导甲", "reason": "r"},
+                      headers=auth())
+    assert (await incident(client, inc_id))["timeline_intact"]
+    r = aioredis.from_url(redis_url)
+    await r.rpop(f"hallmon:timeline:{inc_id}")  # drop the override from the record
+    await r.aclose()
+    assert (await incident(client, inc_id))["timeline_intact"] is False
+
+
 async def test_incident_metrics(client):
     _, body = await post_alerts(client, [alert("system.down", "hqa", "hq")])
     await asyncio.sleep(2.5)
