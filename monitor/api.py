@@ -236,6 +236,19 @@ async def set_level(request: web.Request) -> web.Response:
     return web.json_response(public(doc))
 
 
+@routes.post("/api/v1/incidents/{id}/flags")
+async def set_flags(request: web.Request) -> web.Response:
+    """Harm flags only a person sets: ``{"flags": [...], "by", "reason"}``; the level follows the plan."""
+    await visible(request, caller(request, "incidents:write"))
+    b = await body(request)
+    flags = b.get("flags") if isinstance(b, dict) else None
+    if not isinstance(flags, list) or not flags or not all(
+            isinstance(f, str) and f in ("casualties", "injuries", "property_loss", "loss_of_control") for f in flags):
+        raise BadInput("flags: expected a non-empty list of casualties, injuries, property_loss, loss_of_control")
+    doc = await router(request).set_flags(request.match_info["id"], flags, text(b, "by", limit=100), text(b, "reason"))
+    return web.json_response(public(doc))
+
+
 @routes.post("/api/v1/incidents/{id}/resolve")
 async def resolve(request: web.Request) -> web.Response:
     await visible(request, caller(request, "incidents:write"))

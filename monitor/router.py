@@ -260,6 +260,24 @@ class Router:
                           events=["upgraded"])
         return (await self.store.update(incident_id, mutate))[0]
 
+    async def set_flags(self, incident_id: str, flags: Iterable[str], by: str, reason: str) -> dict:
+        """A person records harm (casualties, injuries, property loss…); the plan's level
+        rules see the flags at once and may raise the level (Xiamen 3(3))."""
+        async def mutate(doc: dict, _: dict) -> Change | None:
+            if doc["status"] == "resolved":
+                raise Conflict("incident is resolved")
+            added = sorted(set(flags) - set(doc["flags"]))
+            if not added:
+                return None
+            doc["flags"] = sorted(set(doc["flags"]) | set(added))
+            change = Change("flags_set", by, {"flags": added, "reason": reason})
+            before = doc["level"]
+            self._relevel(doc, now_utc(), change)
+            if doc["level"] != before:
+                doc["level_history"][-1].update(by=by, reason=reason)
+            return change
+        return (await self.store.update(incident_id, mutate))[0]
+
     async def resolve(self, incident_id: str, by: str, result: str, at: datetime | None = None) -> dict:
         async def mutate(doc: dict, _: dict) -> Change | None:
             if doc["status"] == "resolved":
