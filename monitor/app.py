@@ -136,7 +136,7 @@ async def paging_ctx(app: web.Application) -> AsyncIterator[None]:
         return
     calendar = WorkCalendar(holidays=frozenset(cfg.calendar.holidays), workdays=frozenset(cfg.calendar.workdays),
                             known_years=frozenset(cfg.calendar.years))
-    delivery = Delivery(cfg.paging, app[keys.SESSION], app[keys.REGISTRY])
+    delivery = Delivery(cfg.paging, app[keys.SESSION], app[keys.REGISTRY], app[keys.REDIS])
     pager = Pager(app[keys.REDIS], lambda: rt.config, delivery, app[keys.ACK_SIGNER], public_url(rt),
                   Rosters(cfg.paging, calendar))
 

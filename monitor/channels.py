@@ -7,13 +7,14 @@ speaking its service's real request shape and signing:
   "{timestamp}\\n{secret}")) as query parameters, markdown; ``errcode`` ≠ 0 is a failure;
 - ``wecom``: robot ``key``, markdown cut to 4,096 bytes; ``errcode`` ≠ 0 is a failure;
 - ``feishu``: body ``timestamp`` + ``sign`` = base64(HMAC-SHA256(key="{timestamp}\\n{secret}",
-  msg="")), text; ``code`` ≠ 0 is a failure;
+  msg="")), text or (``card: true``) an interactive card; ``code`` ≠ 0 is a failure;
 - ``email``: SMTP with STARTTLS (aiosmtplib);
 - ``sms``: a generic HTTP gateway, the body built from a template.
 
 ``Delivery`` adds what every channel needs: retries with backoff on 5xx and timeouts
-(never on 4xx), a fallback channel, a rate limit past which messages are gathered into
-one digest instead of dropped, and ``hallmon_pages_sent_total{channel,outcome}``.
+(never on 4xx), a fallback channel, a rate limit (shared by replicas through Redis, see
+``ratelimit``) past which messages are gathered into one digest instead of dropped, storm batching (pages to one person within
+``paging.batch_window`` go as one message), and ``hallmon_pages_sent_total{channel,outcome}``.
 """
 from __future__ import annotations
 
@@ -24,28 +25,23 @@ import hmac
 import json
 import ssl
 import time
-from collections import deque
 from email.message import EmailMessage
 from typing import Any
 
 import aiohttp
 import aiosmtplib
+import redis.asyncio as aioredis
 import structlog
 from prometheus_client import CollectorRegistry, Counter
 
+from .errors import ChannelError
 from .messages import Message, digest
 from .paging_config import EmailChannel, PagingConfig, Person
+from .ratelimit import MemoryWindow, SharedWindow
+from .secret import Secret
 from .target import split_hostport
 
 log = structlog.get_logger("hallmon.channels")
-
-
-class ChannelError(Exception):
-    """Sending failed; ``retryable`` for 5xx, timeouts and connection errors."""
-
-    def __init__(self, channel: str, message: str, retryable: bool):
-        super().__init__(f"{channel}: {message}")
-        self.retryable = retryable
 
 
 def _secret(*candidates: Any) -> str | None:
@@ -59,6 +55,13 @@ class HttpSender:
     def __init__(self, cfg: Any, session: aiohttp.ClientSession):
         self.cfg = cfg
         self.session = session
+        self._secrets = [v.value for v in cfg.__dict__.values() if isinstance(v, Secret)]
+
+    def _redact(self, text: str) -> str:
+        """Tokens and keys travel in robot URLs; an error that quotes a URL must not leak them."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     async def post(self, url: str, payload: Any, params: dict | None = None,
                    headers: dict | None = None, data: bytes | None = None) -> Any:
@@ -70,13 +73,13 @@ class HttpSender:
                 if resp.status >= 500:
                     raise ChannelError(self.cfg.id, f"HTTP {resp.status}", retryable=True)
                 if resp.status >= 400:
-                    raise ChannelError(self.cfg.id, f"HTTP {resp.status}: {text[:200]}", retryable=False)
+                    raise ChannelError(self.cfg.id, self._redact(f"HTTP {resp.status}: {text[:200]}"), retryable=False)
                 try:
                     return json.loads(text) if text else {}
                 except ValueError:
                     return {}
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
-            raise ChannelError(self.cfg.id, f"{type(err).__name__}: {err}", retryable=True) from err
+            raise ChannelError(self.cfg.id, self._redact(f"{type(err).__name__}: {err}"), retryable=True) from err
 
     @staticmethod
     def check_code(channel: str, body: Any, *keys: str) -> None:
@@ -145,9 +148,20 @@ def feishu_sign(secret: str, timestamp: str) -> str:
     return base64.b64encode(mac).decode()
 
 
+FEISHU_COLOURS = {1: "red", 2: "orange", 3: "yellow"}
+
+
 class FeishuSender(HttpSender):
     async def send(self, msg: Message, person: Person | None) -> None:
-        payload: dict[str, Any] = {"msg_type": "text", "content": {"text": msg.text.replace("**", "")}}
+        payload: dict[str, Any]
+        if self.cfg.card:
+            body = msg.text.split("\n\n", 1)[1] if msg.text.startswith("**") and "\n\n" in msg.text else msg.text
+            payload = {"msg_type": "interactive", "card": {
+                "header": {"title": {"tag": "plain_text", "content": msg.title},
+                           "template": FEISHU_COLOURS.get(msg.incident.get("level"), "blue")},
+                "elements": [{"tag": "div", "text": {"tag": "lark_md", "content": body}}]}}
+        else:
+            payload = {"msg_type": "text", "content": {"text": msg.text.replace("**", "")}}
         secret = _secret(self.cfg.secret_env, self.cfg.secret_file)
         if secret:
             ts = str(int(time.time()))
@@ -184,75 +198,48 @@ class EmailSender:
         except aiosmtplib.SMTPResponseException as err:
             raise ChannelError(self.cfg.id, f"SMTP {err.code} {err.message}", retryable=err.code >= 400 and err.code < 500) from err
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as err:
-            raise ChannelError(self.cfg.id, f"{type(err).__name__}: {err}", retryable=True) from err
+            raise ChannelError(self.cfg.id, self._redact(f"{type(err).__name__}: {err}"), retryable=True) from err
 
 
 SENDERS = {"webhook": WebhookSender, "dingtalk": DingTalkSender, "wecom": WeComSender, "feishu": FeishuSender,
            "email": EmailSender, "sms": SmsSender}
 
 
-class _Window:
-    """A sliding-window rate limit with a digest of what did not fit."""
+class _Batch:
+    """Pages for one person on one channel: the first goes at once, the ones that follow
+    within the window wait for its end and go together as one message."""
 
-    def __init__(self, messages: int, per: float):
-        self.messages, self.per = messages, per
-        self.sent: deque[float] = deque()
-        self.held: list[tuple[Message, Person | None]] = []
+    def __init__(self) -> None:
+        self.last = float("-inf")
+        self.held: list[tuple[Message, asyncio.Future]] = []
         self.flusher: asyncio.Task | None = None
-
-    def admit(self) -> bool:
-        now = time.monotonic()
-        while self.sent and now - self.sent[0] >= self.per:
-            self.sent.popleft()
-        if len(self.sent) < self.messages:
-            self.sent.append(now)
-            return True
-        return False
-
-    def wait(self) -> float:
-        return max(0.0, self.per - (time.monotonic() - self.sent[0])) if self.sent else 0.0
 
 
 class Delivery:
-    def __init__(self, paging: PagingConfig, session: aiohttp.ClientSession, registry: CollectorRegistry):
+    def __init__(self, paging: PagingConfig, session: aiohttp.ClientSession, registry: CollectorRegistry,
+                 client: aioredis.Redis | None = None):
+        """With ``client``, rate limits are shared by every replica and held digests
+        survive a restart (``SharedWindow``); without, they are this process's own."""
         self.channels = {c.id: c for c in paging.channels}
+        self.people = {p.id: p for p in paging.people}
         self.senders = {c.id: SENDERS[c.type](c, session) for c in paging.channels}
-        self.windows = {c.id: _Window(c.rate_limit.messages, c.rate_limit.per)
-                        for c in paging.channels if c.rate_limit}
+        self.windows: dict[str, MemoryWindow | SharedWindow] = {
+            c.id: SharedWindow(client, c.id, c.rate_limit.messages, c.rate_limit.per) if client is not None
+            else MemoryWindow(c.rate_limit.messages, c.rate_limit.per)
+            for c in paging.channels if c.rate_limit}
+        self.flushers: dict[str, asyncio.Task] = {}
+        self.batch_window = paging.batch_window
+        self.batches: dict[tuple[str, str], _Batch] = {}
         self.sent = Counter("hallmon_pages_sent_total", "Messages handed to a channel, by outcome.",
                             ["channel", "outcome"], registry=registry)
-        self.batch_window = paging.batch_window
-        self._batches: dict[tuple[str, str], list[Message]] = {}
-        self._batch_tasks: set[asyncio.Task] = set()
-
-    async def page(self, channel_id: str, msg: Message, person: Person | None) -> str:
-        """Like ``send``, but with ``batch_window`` set, pages to one person on one
-        channel within the window go out as one message."""
-        if self.batch_window <= 0 or person is None:
-            return await self.send(channel_id, msg, person)
-        key = (channel_id, person.id)
-        if key in self._batches:
-            self._batches[key].append(msg)
-            self.sent.labels(channel_id, "batched").inc()
-            return "batched"
-        self._batches[key] = [msg]
-        task = asyncio.create_task(self._send_batch(key, person))
-        self._batch_tasks.add(task)
-        task.add_done_callback(self._batch_tasks.discard)
-        return "batched"
-
-    async def _send_batch(self, key: tuple[str, str], person: Person) -> None:
-        await asyncio.sleep(self.batch_window)
-        batch = self._batches.pop(key)
-        await self.send(key[0], batch[0] if len(batch) == 1 else digest(batch, person.lang), person)
 
     async def send(self, channel_id: str, msg: Message, person: Person | None, _depth: int = 0) -> str:
         """Deliver; returns the outcome (sent, digested, failed, fallback)."""
         window = self.windows.get(channel_id)
-        if window is not None and not window.admit():
-            window.held.append((msg, person))
-            if window.flusher is None or window.flusher.done():
-                window.flusher = asyncio.create_task(self._flush(channel_id, window))
+        if window is not None and not await window.admit():
+            await window.hold({"title": msg.title, "ack_url": msg.ack_url, "lang": msg.lang,
+                               "person": person.id if person else None})
+            self._start_flusher(channel_id)
             self.sent.labels(channel_id, "digested").inc()
             return "digested"
         cfg = self.channels[channel_id]
@@ -275,23 +262,79 @@ class Delivery:
             return "fallback" if outcome in ("sent", "digested", "fallback") else outcome
         return "failed"
 
-    async def _flush(self, channel_id: str, window: _Window) -> None:
-        while window.held:
-            await asyncio.sleep(window.wait() + 0.01)
-            if not window.admit():
+    async def send_batched(self, channel_id: str, msg: Message, person: Person | None) -> str:
+        """Like ``send``, but pages to one person on one channel within ``batch_window``
+        go as one message: the first at once, the ones that follow together at the
+        window's end. Returns once the message, alone or in its batch, is handed over."""
+        if self.batch_window <= 0 or person is None:
+            return await self.send(channel_id, msg, person)
+        batch = self.batches.setdefault((person.id, channel_id), _Batch())
+        now = time.monotonic()
+        if not batch.held and now - batch.last >= self.batch_window:
+            batch.last = now
+            return await self.send(channel_id, msg, person)
+        done = asyncio.get_running_loop().create_future()
+        batch.held.append((msg, done))
+        if batch.flusher is None or batch.flusher.done():
+            batch.flusher = asyncio.create_task(self._flush_batch(channel_id, person, batch))
+        return await asyncio.shield(done)
+
+    async def _flush_batch(self, channel_id: str, person: Person, batch: _Batch) -> None:
+        await asyncio.sleep(max(0.0, batch.last + self.batch_window - time.monotonic()))
+        held, batch.held = batch.held, []
+        batch.last = time.monotonic()
+        msg = held[0][0] if len(held) == 1 else digest([m for m, _ in held], person.lang)
+        try:
+            outcome = await self.send(channel_id, msg, person)
+        except BaseException as err:  # cancelled at shutdown: the pages stay unmarked and are resent
+            for _, done in held:
+                if not done.done():
+                    done.set_exception(err if isinstance(err, Exception) else asyncio.CancelledError())
+            raise
+        if len(held) > 1:
+            log.info("pages_batched", channel=channel_id, person=person.id, count=len(held), outcome=outcome)
+            self.sent.labels(channel_id, "batched").inc(len(held))
+        for _, done in held:
+            if not done.done():
+                done.set_result(outcome)
+
+    def _start_flusher(self, channel_id: str) -> None:
+        task = self.flushers.get(channel_id)
+        if task is None or task.done():
+            self.flushers[channel_id] = asyncio.create_task(self._flush(channel_id, self.windows[channel_id]))
+
+    async def resume_held(self) -> None:
+        """Flush digests that a process which stopped (or died) left held."""
+        for channel_id, window in self.windows.items():
+            if await window.has_held():
+                self._start_flusher(channel_id)
+
+    async def _flush(self, channel_id: str, window: MemoryWindow | SharedWindow) -> None:
+        while await window.has_held():
+            await asyncio.sleep(await window.wait() + 0.01)
+            if not await window.lock():  # another replica is flushing this channel
+                await asyncio.sleep(0.2)
                 continue
-            batch, window.held = window.held, []
-            msg = digest([m for m, _ in batch], batch[0][0].lang)
             try:
-                await self.senders[channel_id].send(msg, batch[0][1])
-                self.sent.labels(channel_id, "sent").inc()
-            except ChannelError as err:
-                log.error("digest_send_failed", channel=channel_id, error=str(err), held=len(batch))
-                self.sent.labels(channel_id, "failed").inc()
+                if not await window.admit():
+                    continue
+                batch = await window.take()
+                if not batch:
+                    continue
+                lang = batch[0]["lang"]
+                msg = digest([Message(kind="page", title=b["title"], text="", ack_url=b["ack_url"], lang=lang)
+                              for b in batch], lang)
+                try:
+                    await self.senders[channel_id].send(msg, self.people.get(batch[0]["person"] or ""))
+                    self.sent.labels(channel_id, "sent").inc()
+                except ChannelError as err:
+                    log.error("digest_send_failed", channel=channel_id, error=str(err), held=len(batch))
+                    self.sent.labels(channel_id, "failed").inc()
+                await window.taken(len(batch))
+            finally:
+                await window.unlock()
 
     async def close(self) -> None:
-        for task in list(self._batch_tasks):
-            task.cancel()
-        for window in self.windows.values():
-            if window.flusher and not window.flusher.done():
-                window.flusher.cancel()
+        for task in [*self.flushers.values()] + [b.flusher for b in self.batches.values()]:
+            if task and not task.done():
+                task.cancel()

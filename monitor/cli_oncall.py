@@ -34,6 +34,8 @@ def cmd_who(args: argparse.Namespace) -> int:
         rosters = _rosters(args)
         at = _at(args.at)
         ids = [args.roster] if args.roster else list(rosters.rosters)
+        if not ids:
+            raise ValueError("the config has no rosters (paging.rosters)")
         unknown = [r for r in ids if r not in rosters.rosters]
         if unknown:
             raise ValueError(f"no roster {unknown[0]!r}")

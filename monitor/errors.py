@@ -7,7 +7,9 @@
     │   ├── ProbeConnectError  refused, unreachable, reset, DNS failure of the target's host
     │   └── ProtocolError      the peer answered, but not in its protocol (garbage, too long)
     │       └── PeerError      the peer answered in protocol with an error (NUT ERR, DE 39)
-    └── StoreError             Redis unreachable or answered unexpectedly
+    ├── StoreError             Redis unreachable or answered unexpectedly
+    └── ChannelError           a page could not be handed to its channel (``retryable``:
+                               5xx, timeouts, connection errors, a robot's rate-limit code)
 """
 from __future__ import annotations
 
@@ -75,3 +77,13 @@ class PeerError(ProtocolError):
 
 class StoreError(HallmonError):
     pass
+
+
+class ChannelError(HallmonError):
+    """Sending a page failed; ``retryable`` for 5xx, timeouts and connection errors.
+    The message never carries a channel's token or secret."""
+
+    def __init__(self, channel: str, message: str, retryable: bool):
+        super().__init__(f"{channel}: {message}")
+        self.channel = channel
+        self.retryable = retryable

@@ -68,6 +68,7 @@ class FeishuChannel(ChannelBase):
     url: str  # https://open.feishu.cn/open-apis/bot/v2/hook/<token>
     secret_env: SecretEnv | None = None
     secret_file: SecretFile | None = None
+    card: bool = False  # an interactive card (header coloured by level) instead of text
 
 
 class EmailChannel(ChannelBase):
@@ -181,7 +182,12 @@ class PagingConfig(Model):
     channels: tuple[Channel, ...] = ()
     rosters: tuple[Roster, ...] = ()
     policies: tuple[Policy, ...] = ()
-    batch_window: Duration = 0.0  # pages to one person within this window go as one message
+    # pages to one person on one channel within this window go as one message (not webhooks);
+    # at most 5 s, well inside the escalation timers' lease
+    batch_window: Duration = Field(0.0, ge=0.0, le=5.0)
+    # a page left "sending" this long (its process died mid-send) is sent again, and an
+    # event a dead replica took is taken over; keep it above a channel's worst send time
+    resend_after: Duration = Field(30.0, ge=1.0, le=3600.0)
     lang: Literal["zh", "en"] = "zh"
 
     def cross_issues(self) -> list[tuple[tuple, str]]:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Iterable
+from zoneinfo import ZoneInfo
 
+from .messages import CATEGORY
 from .rosters import Rosters
 
 T = {  # label: (zh, en)
@@ -15,11 +17,14 @@ T = {  # label: (zh, en)
     "devices": ("设备状态", "Devices now"), "ok": ("正常", "ok"), "fault": ("故障", "FAULT"),
     "during": ("本班异常及处置", "During the shift"), "inherit": ("移交下一班", "The next shift inherits"),
     "none": ("无", "none"), "due": ("待报", "due"), "filed": ("已报", "filed"),
+    "open": ("未确认", "open"), "acknowledged": ("已确认", "acknowledged"), "resolved": ("已处置", "resolved"),
+    "pending": ("未到期", "pending"), "overdue": ("已超时", "overdue"), "ack_by": ("确认", "ack by"),
+    "level": ("{}级", "L{}"),
 }
 
 
 def _t(key: str, lang: str) -> str:
-    return T[key][1 if lang == "en" else 0]
+    return T.get(key, (key, key))[1 if lang == "en" else 0]
 
 
 def build(rosters: Rosters, roster_id: str, at: datetime, targets: Iterable[dict], incidents: list[dict]) -> dict:
@@ -49,10 +54,11 @@ def build(rosters: Rosters, roster_id: str, at: datetime, targets: Iterable[dict
             inherit.append({"id": inc["id"], "level": inc["level"], "category": inc["category"], "sites": inc["sites"]})
         for c in inc["clocks"]:
             if c["status"] in ("pending", "overdue"):
-                due.append({"incident": inc["id"], "clock": c["id"], "title": c["title"], "due_at": c["due_at"],
+                due.append({"incident": inc["id"], "clock": c["id"], "title": c["title"],
+                            "title_en": c.get("title_en") or c["title"], "due_at": c["due_at"],
                             "status": c["status"]})
     return {
-        "roster": roster_id, "at": at.isoformat(), "shift_start": start.isoformat(), "shift_end": current.end.isoformat(),
+        "roster": roster_id, "timezone": roster.timezone, "at": at.isoformat(), "shift_start": start.isoformat(), "shift_end": current.end.isoformat(),
         "outgoing": previous.person.model_dump() if previous.person else None,
         "incoming": current.person.model_dump() if current.person else None,
         "sites": sites, "during": during, "inherit": inherit,
@@ -62,9 +68,14 @@ def build(rosters: Rosters, roster_id: str, at: datetime, targets: Iterable[dict
 
 def render(report: dict, lang: str = "zh") -> str:
     sep = "：" if lang != "en" else ": "
+    en = 1 if lang == "en" else 0
+    tz = ZoneInfo(report.get("timezone", "Asia/Shanghai"))
     name = lambda p: p["name"] if p else "-"  # noqa: E731
+    when = lambda ts: datetime.fromisoformat(ts).astimezone(tz).strftime("%m-%d %H:%M")  # noqa: E731
+    cat = lambda c: CATEGORY.get(c, (c, c))[en]  # noqa: E731
+    level = lambda n: _t("level", lang).format(("一", "二", "三")[n - 1] if not en and 1 <= n <= 3 else n)  # noqa: E731
     lines = [f"{_t('title', lang)} — {report['roster']}",
-             f"{_t('shift', lang)}{sep}{report['shift_start']} → {report['shift_end']}",
+             f"{_t('shift', lang)}{sep}{when(report['shift_start'])} → {when(report['shift_end'])}",
              f"{_t('out', lang)}{sep}{name(report['outgoing'])}    {_t('in', lang)}{sep}{name(report['incoming'])}",
              "", f"{_t('devices', lang)}{sep}"]
     for site, devices in sorted(report["sites"].items()):
@@ -73,17 +84,18 @@ def render(report: dict, lang: str = "zh") -> str:
         lines.append(f"  {site}: {states}")
     lines += ["", f"{_t('during', lang)}{sep}"]
     for i in report["during"] or []:
-        ack = f" ack {i['acknowledged']['by']}" if i.get("acknowledged") else ""
-        res = f" resolved {i['resolved']['by']}: {i['resolved']['result']}" if i.get("resolved") else ""
+        ack = f" {_t('ack_by', lang)} {i['acknowledged']['by']}" if i.get("acknowledged") else ""
+        res = f" {i['resolved']['by']}{sep}{i['resolved']['result']}" if i.get("resolved") else ""
         filed = f" {_t('filed', lang)} {','.join(i['reports_filed'])}" if i["reports_filed"] else ""
-        lines.append(f"  {i['id']} L{i['level']} {i['category']} {','.join(i['sites'])} {i['status']}{ack}{res}{filed}")
+        lines.append(f"  {i['id']} {level(i['level'])} {cat(i['category'])} {','.join(i['sites'])} "
+                     f"{_t(i['status'], lang)}{ack}{res}{filed}")
     if not report["during"]:
         lines.append(f"  {_t('none', lang)}")
     lines += ["", f"{_t('inherit', lang)}{sep}"]
     for i in report["inherit"]:
-        lines.append(f"  {i['id']} L{i['level']} {i['category']} {','.join(i['sites'])}")
+        lines.append(f"  {i['id']} {level(i['level'])} {cat(i['category'])} {','.join(i['sites'])}")
     for c in report["clocks_due"]:
-        lines.append(f"  {_t('due', lang)} {c['incident']} {c['title']} {c['due_at']} ({c['status']})")
+        lines.append(f"  {_t('due', lang)} {c['incident']} {c['title_en' if en else 'title']} {when(c['due_at'])} ({_t(c['status'], lang)})")
     if not report["inherit"] and not report["clocks_due"]:
         lines.append(f"  {_t('none', lang)}")
     return "\n".join(lines) + "\n"

@@ -8,6 +8,7 @@ from .icmp import IcmpProbe
 from .iso8583 import Iso8583Probe
 from .nut import NutProbe
 from .queue import QueueProbe
+from .snmp import SnmpProbe
 from .tcp import PosTcpProbe, TcpProbe
 
 PROBES: dict[str, type[Probe]] = {
@@ -19,6 +20,7 @@ PROBES: dict[str, type[Probe]] = {
     "queue.http": QueueProbe,
     "net.icmp": IcmpProbe,
     "net.dns": DnsProbe,
+    "ups.snmp": SnmpProbe,
 }
 
 __all__ = ["PROBES", "Probe", "ProbeContext"]

@@ -93,6 +93,11 @@ class Robots:
         if body.get("sign") != want:
             self.rejected.append("feishu: bad signature")
             return web.json_response({"code": 19021, "msg": "sign match fail or timestamp is not within one hour"})
+        card = body.get("card") or {}
+        if body.get("msg_type") == "interactive" and not (card.get("elements") and card.get("header", {}).get("title")):
+            return web.json_response({"code": 9499, "msg": "Bad Request"})
+        if body.get("msg_type") == "text" and not body.get("content", {}).get("text"):
+            return web.json_response({"code": 9499, "msg": "Bad Request"})
         self.received["feishu"].append(body)
         return web.json_response({"code": 0, "msg": "success"})
 

@@ -102,6 +102,32 @@ async def test_wecom_markdown_is_cut_to_4096_bytes_and_4xx_is_not_retried(monkey
     assert cut_utf8("测" * 2000, 4096).encode().__len__() <= 4096
 
 
+async def test_feishu_interactive_card_is_signed_and_coloured_by_level(monkeypatch):
+    monkeypatch.setenv("HALLMON_T_FEISHU", "feishu-secret")
+    robots = await Robots().start()
+    try:
+        paging = PagingConfig.model_validate({"channels": [
+            {"id": "fs", "type": "feishu", "url": f"{robots.base}/open-apis/bot/v2/hook/feishu-hook",
+             "secret_env": "HALLMON_T_FEISHU", "card": True},
+            {"id": "fs-forged", "type": "feishu", "url": f"{robots.base}/open-apis/bot/v2/hook/feishu-hook",
+             "secret_file": __file__, "card": True, "retries": 0}]})
+        async with aiohttp.ClientSession() as session:
+            delivery = Delivery(paging, session, CollectorRegistry())
+            msg = render("page", "zh", INC, ack_url="http://127.0.0.1:9108/ack-link")
+            assert await delivery.send("fs", msg, None) == "sent"
+            assert await delivery.send("fs-forged", msg, None) == "failed"  # code 19021 in a 200 answer
+    finally:
+        await robots.stop()
+    [body] = robots.received["feishu"]
+    card = body["card"]
+    assert body["msg_type"] == "interactive" and card["header"]["template"] == "orange"  # level 2
+    assert card["header"]["title"]["content"] == msg.title
+    text = card["elements"][0]["text"]
+    assert text["tag"] == "lark_md" and "http://127.0.0.1:9108/ack-link" in text["content"]
+    assert msg.title not in text["content"]  # the title is the header, not repeated
+    assert robots.rejected == ["feishu: bad signature"]
+
+
 def test_messages_come_from_one_template_in_both_languages():
     zh = render("reminder", "zh", INC, clock=INC["clocks"][0])
     en = render("reminder", "en", INC, clock=INC["clocks"][0])
@@ -147,3 +173,33 @@ clocks:
         assert pages[2]["recipient"]["id"].startswith("lead-")  # overdue goes one step up
     finally:
         await robots.stop()
+
+
+async def test_a_robot_error_that_quotes_the_url_does_not_leak_the_token(monkeypatch):
+    from aiohttp import web
+
+    from monitor.errors import ChannelError, HallmonError
+
+    monkeypatch.setenv("HALLMON_T_DING_TOKEN", "ding-token-sekrit")
+    monkeypatch.setenv("HALLMON_T_DING_SECRET", "SEC-sekrit")
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(status=400, text=f"bad request to {request.url}")
+
+    app = web.Application()
+    app.router.add_post("/robot/send", echo)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    paging = PagingConfig.model_validate({"channels": [{
+        "id": "ding", "type": "dingtalk", "url": f"http://127.0.0.1:{runner.addresses[0][1]}/robot/send",
+        "token_env": "HALLMON_T_DING_TOKEN", "secret_env": "HALLMON_T_DING_SECRET"}]})
+    try:
+        async with aiohttp.ClientSession() as session:
+            delivery = Delivery(paging, session, CollectorRegistry())
+            with pytest.raises(ChannelError) as err:
+                await delivery.senders["ding"].send(render("page", "zh", INC), None)
+    finally:
+        await runner.cleanup()
+    assert isinstance(err.value, HallmonError) and not err.value.retryable  # 4xx: not worth retrying
+    assert "access_token=***" in str(err.value) and "sekrit" not in str(err.value)

@@ -218,19 +218,180 @@ async def test_a_mark_left_sending_by_a_killed_process_is_resent_and_a_sent_one_
         await pager.handle(event)
         assert len(robots.received["webhook"]) == 2
         assert (await r.get(key)).startswith("sent")
+        # a page that failed for good is final too: no crash, no resend, the event is done
+        await r.set(key, "failed:failed")
+        await r.delete(f"hallmon:paging:{inc_id}")
+        await pager.handle(event)
+        assert len(robots.received["webhook"]) == 2
     await r.aclose()
 
 
-async def test_pages_to_one_person_within_the_batch_window_go_as_one_message(aiohttp_client, tmp_path, redis_url,
-                                                                            robots):
+async def test_redelivered_events_neither_skip_a_wait_nor_page_twice(aiohttp_client, tmp_path, redis_url, robots):
+    """A consumer killed before acknowledging its event gets the event again (reclaimed by
+    another replica): an escalation already waiting must not jump past its wait, and a
+    redelivered upgrade must not restart the policy a second time."""
+    import aiohttp
+    import redis.asyncio as aioredis
+    from prometheus_client import CollectorRegistry
+
+    from monitor import keys
+    from monitor.channels import Delivery
+    from monitor.events import IncidentEvent
+    from monitor.pager import Pager, public_base
+    from monitor.rosters import Rosters
+
+    app = make_app(tmp_path, redis_url, extra=hook(robots, wait="30s"))
+    client = await aiohttp_client(app)
+    inc_id = await open_incident(client)
+    await wait_for(lambda: robots.received["webhook"])
+    r = aioredis.from_url(redis_url, decode_responses=True)
+    rt = app[keys.RUNTIME]
+    async with aiohttp.ClientSession() as session:
+        pager = Pager(r, lambda: rt.config, Delivery(rt.config.paging, session, CollectorRegistry()),
+                      app[keys.ACK_SIGNER], public_base(rt.config), Rosters(rt.config.paging))
+        doc = await (await client.get(f"/api/v1/incidents/{inc_id}", headers=auth())).json()
+        await pager.handle(IncidentEvent("opened", doc, doc["detected_at"]))
+        await asyncio.sleep(0.3)
+        assert [p["step"] for p in robots.received["webhook"]] == [0]  # the leader waits 30 s still
+        upgrade = IncidentEvent("upgraded", {**doc, "level": 1}, "2026-11-25T09:00:00+08:00")
+        await pager.handle(upgrade)
+        await pager.handle(upgrade)
+        assert [p["step"] for p in robots.received["webhook"]] == [0, 0]
+        assert robots.received["webhook"][1]["incident"]["level"] == 1
+    await r.aclose()
+
+
+async def test_pages_to_one_person_within_the_batch_window_go_as_one_message(
+        aiohttp_client, tmp_path, redis_url, robots):
+    channels = (f'            - {{id: chief-dingtalk, type: dingtalk, url: "{robots.base}/robot/send", '
+                f'token_env: HALLMON_T_DING_TOKEN, secret_env: HALLMON_T_DING_SECRET}}\n')
+    extra = hook(robots, wait="30s", extra_channels=channels).replace(
+        "paging:\n", "paging:\n  batch_window: 1s\n")
+    for who in ("测试值班长甲", "测试值班长乙"):
+        extra = extra.replace(f"name: {who}, channels: [ops-webhook]", f"name: {who}, channels: [chief-dingtalk]")
+    client = await aiohttp_client(make_app(tmp_path, redis_url, extra=extra))
+    now = datetime.now(timezone.utc)
+    resp = await client.post("/api/v1/alerts", headers=auth(), json=[
+        alert("pos.link_down", "u2a", "u2", starts=now), alert("queue.down", "u3a", "u3", starts=now),
+        alert("power.on_battery", "u4a", "u4", starts=now)])
+    incidents = (await resp.json())["incidents"]
+    assert len(incidents) == 3
+    await wait_for(lambda: len(robots.received["dingtalk"]) >= 2, timeout=5)
+    await asyncio.sleep(1.5)
+    first, second = robots.received["dingtalk"]  # three pages for the duty chief, two messages
+    assert "汇总" not in first["markdown"]["title"]
+    assert second["markdown"]["title"] == "【汇总】2 条告警通知"
+    assert sum(inc in first["markdown"]["text"] + second["markdown"]["text"] for inc in incidents) == 3
+    assert robots.rejected == []
+    text = await (await client.get("/metrics")).text()
+    assert 'hallmon_pages_sent_total{channel="chief-dingtalk",outcome="batched"} 2.0' in text
+    r = __import__("redis").Redis.from_url(redis_url, decode_responses=True)
+    marks = [r.get(k) for k in r.keys("hallmon:paging:sent:*")]
+    r.close()
+    assert len(marks) == 3 and all(m.startswith("sent") for m in marks)  # each page marked once sent
+
+
+def test_batch_window_is_bounded():
+    from pydantic import ValidationError
+
+    from monitor.paging_config import PagingConfig
+
+    with pytest.raises(ValidationError):
+        PagingConfig.model_validate({"batch_window": "1m"})
+
+
+async def test_webhook_pages_within_the_batch_window_go_as_one_digest(aiohttp_client, tmp_path, redis_url, robots):
     extra = hook(robots, wait="1h").replace("\n  policies:", "\n  batch_window: 1s\n  policies:")
     client = await aiohttp_client(make_app(tmp_path, redis_url, extra=extra))
     await open_incident(client, "pos.link_down", "u2a", "u2")
     await open_incident(client, "queue.down", "u3a", "u3")
     await open_incident(client, "power.on_battery", "u4a", "u4")
-    await wait_for(lambda: robots.received["webhook"], timeout=4)
+    await wait_for(lambda: len(robots.received["webhook"]) >= 2, timeout=4)
     await asyncio.sleep(1.2)
-    [batched] = robots.received["webhook"]
-    assert batched["kind"] == "digest" and "3" in batched["title"]
-    for word in ("POS", "排队叫号", "供电"):
+    first, batched = robots.received["webhook"]
+    assert first["kind"] == "page" and "POS" in first["title"]  # the first page is not held back
+    assert batched["kind"] == "digest" and "2" in batched["title"]
+    for word in ("排队叫号", "供电"):
         assert word in batched["text"]
+
+
+async def test_an_ack_while_a_step_is_on_the_wire_still_stops_the_next_step(aiohttp_client, tmp_path, redis_url):
+    """The duty leader's page is slow to answer; the ack lands meanwhile. The step in
+    flight must not write its stale view back over the ack, or the third step fires."""
+    from aiohttp import web
+
+    pages: list[dict] = []
+
+    async def page(request: web.Request) -> web.Response:
+        body = await request.json()
+        pages.append(body)
+        if body["step"] == 2:
+            await asyncio.sleep(1.5)
+        return web.json_response({"ok": True})
+
+    rx = web.Application()
+    rx.router.add_post("/page", page)
+    runner = web.AppRunner(rx, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    policies = """\
+            - id: three-steps
+              steps:
+                - {notify: {roster: hall-duty, layer: duty_chief}}
+                - {wait: 500ms}
+                - {notify: {roster: hall-duty, layer: duty_leader}}
+                - {wait: 500ms}
+                - {notify: {person: duty-b}}
+"""
+    extra = paging_yaml(f"http://127.0.0.1:{runner.addresses[0][1]}", policies=policies)
+    client = await aiohttp_client(make_app(tmp_path, redis_url, extra=extra))
+    try:
+        inc_id = await open_incident(client)
+        await wait_for(lambda: any(p["step"] == 2 for p in pages), timeout=5)
+        resp = await client.post(f"/api/v1/incidents/{inc_id}/ack", json={"by": "测试值班领导甲"}, headers=auth())
+        assert resp.status == 200
+        await asyncio.sleep(2.5)  # the leader's page answers, then the third step would be due
+        assert [p["step"] for p in pages] == [0, 2]
+    finally:
+        await runner.cleanup()
+
+
+async def test_two_replicas_share_a_robots_rate_limit_and_a_held_digest_survives_a_restart(robots, redis_url):
+    import aiohttp
+    import redis.asyncio as aioredis
+    from prometheus_client import CollectorRegistry
+
+    from monitor.channels import Delivery
+    from monitor.messages import render
+    from monitor.paging_config import PagingConfig
+
+    paging = PagingConfig.model_validate({"channels": [{
+        "id": "lead-dingtalk", "type": "dingtalk", "url": f"{robots.base}/robot/send",
+        "token_env": "HALLMON_T_DING_TOKEN", "secret_env": "HALLMON_T_DING_SECRET",
+        "rate_limit": {"messages": 20, "per": "2s"}}]})
+
+    def page(i):
+        inc = {"id": f"INC-TEST-{i:04d}", "level": 3, "level_name": "三级", "category": "pos", "sites": ["u2a"],
+               "faults": ["pos.link_down"], "clocks": [], "detected_at": "2026-11-25T09:00:00+08:00"}
+        return render("page", "zh", inc)
+
+    r = aioredis.from_url(redis_url, decode_responses=True)
+    async with aiohttp.ClientSession() as session:
+        a = Delivery(paging, session, CollectorRegistry(), r)
+        b = Delivery(paging, session, CollectorRegistry(), r)
+        outcomes = [await (a if i % 2 else b).send("lead-dingtalk", page(i), None) for i in range(30)]
+        assert outcomes.count("sent") == 20 and outcomes.count("digested") == 10  # one limit for both
+        await a.close()  # both replicas stop before the digest's turn comes
+        await b.close()
+        assert await r.llen("hallmon:paging:held:lead-dingtalk") == 10
+        c = Delivery(paging, session, CollectorRegistry(), r)  # a restarted replica
+        await c.resume_held()
+        await wait_for(lambda: len(robots.received["dingtalk"]) == 21, timeout=5)
+        await asyncio.sleep(0.3)
+        await c.close()
+    assert len(robots.received["dingtalk"]) == 21
+    digest = robots.received["dingtalk"][20]["markdown"]
+    assert "10" in digest["title"] and digest["text"].count("\n- ") == 10  # nothing dropped, nothing twice
+    assert await r.llen("hallmon:paging:held:lead-dingtalk") == 0
+    assert robots.rejected == []
+    await r.aclose()

@@ -133,3 +133,11 @@ def test_oncall_who_and_show_commands(tmp_path):
     res = subprocess.run([sys.executable, "-m", "monitor.cli", "oncall", "show", "hall-duty", "-c", str(cfg),
                           "--days", "14", "--at", "2026-11-02T08:30+08:00"], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0 and res.stdout.count("duty_chief") == 14
+
+
+def test_oncall_who_without_rosters_says_so(tmp_path):
+    cfg = tmp_path / "h.yml"
+    cfg.write_text("organisation: {name: t, units: [{id: u, name: U, sites: [{id: s, name: S}]}]}\n")
+    res = subprocess.run([sys.executable, "-m", "monitor.cli", "oncall", "who", "-c", str(cfg)],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 1 and "no rosters" in res.stderr and res.stdout == ""

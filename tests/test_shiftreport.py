@@ -1,9 +1,11 @@
 """The shift hand-off report: from a running service (API and CLI), and sent to the
 outgoing and incoming duty chiefs at hand-off, once each."""
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 
 import aiohttp
@@ -44,8 +46,10 @@ async def test_shift_report_lists_devices_the_shifts_incidents_and_what_is_inher
         assert {c["clock"] for c in report["clocks_due"]} == {"phone-report", "written-report"}
         text = await (await client.get("/api/v1/shift-report?roster=hall-duty&format=text", headers=auth())).text()
         assert text.startswith("交接班报告 — hall-duty") and "移交下一班" in text and inc_id in text
+        assert f"{inc_id} 二级 POS支付 u2a 已确认 确认 测试值班长甲" in text  # what a duty chief reads, in Chinese
+        assert "待报" in text and "未到期" in text and "T" not in text.split("班次：")[1].split("\n")[0]
         en = await (await client.get("/api/v1/shift-report?format=text&lang=en", headers=auth())).text()
-        assert "The next shift inherits" in en
+        assert "The next shift inherits" in en and f"{inc_id} L2 POS payment u2a acknowledged" in en
         assert (await client.get("/api/v1/shift-report?roster=nope", headers=auth())).status == 400
         # at the hand-off both chiefs get it, once, however often it is triggered
         rt = app[keys.RUNTIME]
@@ -80,3 +84,44 @@ def test_shift_report_command(tmp_path, redis_url, service):
                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, **env})
     assert json.loads(res.stdout)["roster"] == "hall-duty"
 
+
+
+async def test_a_hand_off_missed_while_every_replica_was_down_is_sent_on_start_once(aiohttp_client, tmp_path, redis_url):
+    robots = await Robots().start()
+    try:
+        hourly = paging_yaml(robots.base, wait="1h").replace(
+            'rotation: {every: 1d, handoff: "08:30"', 'rotation: {every: 1h, handoff: "08:30"')
+        r = aioredis.from_url(redis_url)
+        await r.set("hallmon:paging:handoffs-alive", time.time() - 7200)  # the last replica died 2 h ago
+        await r.aclose()
+        await aiohttp_client(make_app(tmp_path, redis_url, extra=hourly))  # the last hand-off was < 1 h ago
+        for _ in range(100):
+            if len(robots.received["webhook"]) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        shift = [p for p in robots.received["webhook"] if p["kind"] == "shift"]
+        assert sorted(p["recipient"]["id"] for p in shift) == ["duty-a", "duty-b"]  # outgoing and incoming
+        (tmp_path / "again").mkdir()
+        await aiohttp_client(make_app(tmp_path / "again", redis_url, extra=hourly))  # a restart, or a replica
+        await asyncio.sleep(1.0)
+        assert len(robots.received["webhook"]) == 2
+    finally:
+        await robots.stop()
+
+
+async def test_no_catch_up_when_a_replica_was_watching_or_on_first_start(aiohttp_client, tmp_path, redis_url):
+    robots = await Robots().start()
+    try:
+        hourly = paging_yaml(robots.base, wait="1h").replace(
+            'rotation: {every: 1d, handoff: "08:30"', 'rotation: {every: 1h, handoff: "08:30"')
+        await aiohttp_client(make_app(tmp_path, redis_url, extra=hourly))  # nothing known: a first start
+        await asyncio.sleep(0.5)
+        r = aioredis.from_url(redis_url)
+        assert float(await r.get("hallmon:paging:handoffs-alive")) > time.time() - 5  # watching now
+        await r.aclose()
+        (tmp_path / "again").mkdir()
+        await aiohttp_client(make_app(tmp_path / "again", redis_url, extra=hourly))
+        await asyncio.sleep(0.5)
+        assert robots.received["webhook"] == []
+    finally:
+        await robots.stop()

@@ -1,0 +1,111 @@
+"""ups.snmp: RFC 1628 UPS-MIB over SNMP v2c or v3 (pysnmp), onto the same power model
+as ups.nut: upsOutputSource battery(5) → on battery, bypass(4) → fault; upsBatteryStatus
+low(3)/depleted(4) → low battery; upsAlarmsPresent > 0 → fault."""
+from __future__ import annotations
+
+import time
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, model_validator
+from pysnmp.hlapi.v3arch.asyncio import (CommunityData, ContextData, ObjectIdentity, ObjectType, SnmpEngine,
+                                         UdpTransportTarget, UsmUserData, get_cmd, usmAesCfb128Protocol,
+                                         usmDESPrivProtocol, usmHMACMD5AuthProtocol, usmHMACSHAAuthProtocol)
+
+from monitor.errors import PeerError, ProbeTimeout
+from monitor.reading import Reading
+from monitor.secret import SecretEnv, SecretFile
+from monitor.target import Target, TargetSpec, parse_hostport, split_hostport
+
+from .base import Probe
+from .power import FAULTS, Thresholds, UpsState, assess
+
+UPS = "1.3.6.1.2.1.33.1"
+OIDS = {
+    "battery_status": f"{UPS}.2.1.0", "minutes": f"{UPS}.2.3.0", "charge": f"{UPS}.2.4.0",
+    "input_voltage": f"{UPS}.3.3.1.3.1", "output_source": f"{UPS}.4.1.0", "load": f"{UPS}.4.4.1.5.1",
+    "alarms": f"{UPS}.6.1.0",
+}
+AUTH = {"sha": usmHMACSHAAuthProtocol, "md5": usmHMACMD5AuthProtocol}
+PRIV = {"aes": usmAesCfb128Protocol, "des": usmDESPrivProtocol}
+
+SnmpAddress = Annotated[str, BeforeValidator(lambda v: parse_hostport(v, default_port=161))]
+
+
+class SnmpSpec(TargetSpec, Thresholds):
+    kind: Literal["ups.snmp"]
+    address: SnmpAddress
+    version: Literal["v2c", "v3"] = "v2c"
+    community: str = "public"
+    user: str | None = None
+    auth_protocol: Literal["sha", "md5"] = "sha"
+    auth_key_env: SecretEnv | None = None
+    auth_key_file: SecretFile | None = None
+    priv_protocol: Literal["aes", "des"] = "aes"
+    priv_key_env: SecretEnv | None = None
+    priv_key_file: SecretFile | None = None
+
+    @model_validator(mode="after")
+    def _v3(self) -> "SnmpSpec":
+        if self.version == "v3" and (self.user is None or (self.auth_key_env or self.auth_key_file) is None):
+            raise ValueError("v3 needs user and auth_key_env (or auth_key_file)")
+        return self
+
+
+def state_from_mib(v: dict[str, int | None]) -> UpsState:
+    tokens = set()
+    source = v.get("output_source")
+    tokens.add("OB" if source == 5 else "OL")
+    if source == 4:
+        tokens.add("BYPASS")
+    if v.get("battery_status") in (3, 4):
+        tokens.add("LB")
+    if (v.get("alarms") or 0) > 0:
+        tokens.add("ALARM")
+    minutes = v.get("minutes")
+    return UpsState(status=frozenset(tokens), charge_pct=v.get("charge"),
+                    runtime_s=minutes * 60 if minutes is not None else None,
+                    load_pct=v.get("load"), input_voltage=v.get("input_voltage"))
+
+
+class SnmpProbe(Probe):
+    spec = SnmpSpec
+    system = "power"
+    faults = FAULTS
+    down_fault = "power.ups_unreachable"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.engine = SnmpEngine()
+
+    def _auth(self, spec: SnmpSpec):
+        if spec.version == "v2c":
+            return CommunityData(spec.community, mpModel=1)
+        auth = (spec.auth_key_env or spec.auth_key_file).value
+        priv = spec.priv_key_env or spec.priv_key_file
+        return UsmUserData(spec.user, auth, priv.value if priv else None, authProtocol=AUTH[spec.auth_protocol],
+                           **({"privProtocol": PRIV[spec.priv_protocol]} if priv else {}))
+
+    async def check(self, target: Target) -> Reading:
+        spec: SnmpSpec = target.spec
+        host, port = split_hostport(spec.address)
+        at, t0 = time.time(), time.perf_counter()
+        transport = await UdpTransportTarget.create((host, port), timeout=max(0.2, spec.timeout / 2), retries=1)
+        indication, status, index, binds = await get_cmd(
+            self.engine, self._auth(spec), transport, ContextData(),
+            *(ObjectType(ObjectIdentity(oid)) for oid in OIDS.values()))
+        if indication:
+            raise ProbeTimeout(target.name, f"snmp {spec.address}: {indication}")
+        if status:
+            raise PeerError(target.name, f"snmp {spec.address}: {status.prettyPrint()} at {index}", str(status))
+        got: dict[str, int | None] = {}
+        for name, (_, value) in zip(OIDS, binds):
+            try:
+                got[name] = int(value)
+            except (TypeError, ValueError):
+                got[name] = None  # noSuchObject / noSuchInstance: the agent lacks it
+        faults, values = assess(state_from_mib(got), spec)
+        return Reading(target=target.name, at=at, ok=True, duration=time.perf_counter() - t0, faults=faults,
+                       values=values, detail={k: v for k, v in got.items() if v is not None})
+
+    async def close(self) -> None:
+        self.engine.close_dispatcher()

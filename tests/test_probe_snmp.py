@@ -1,0 +1,71 @@
+"""ups.snmp against a real snmpd serving UPS-MIB through pass_persist, v2c and v3: the
+same faults and metrics as ups.nut."""
+import asyncio
+
+import aiohttp
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor.checker import Checker
+from monitor.faults import FaultTracker
+from monitor.metrics import ReadingSeries, ServiceMetrics
+from monitor.target import Target
+from probes import PROBES, ProbeContext
+from simulators import snmpd as snmpd_sim
+
+pytestmark = pytest.mark.skipif(not snmpd_sim.available(), reason="snmpd missing: scripts/setup.sh test")
+NORMAL = {"battery_status": 2, "minutes_remaining": 30, "charge_remaining": 100, "input_voltage": 229,
+          "output_source": 3, "output_load": 23, "alarms_present": 0}
+
+
+def target(address: str, **extra) -> Target:
+    spec = PROBES["ups.snmp"].spec.model_validate({"name": "ups-snmp", "kind": "ups.snmp", "address": address,
+                                                   **extra})
+    return Target(spec=spec, site="hall", unit="u1", system="power")
+
+
+@pytest.fixture
+async def checker():
+    async with aiohttp.ClientSession() as session:
+        probes = {k: c(ProbeContext(session)) for k, c in PROBES.items()}
+        yield Checker(probes, FaultTracker(), ReadingSeries(), ServiceMetrics(CollectorRegistry()), lambda a: None)
+        await probes["ups.snmp"].close()
+
+
+async def test_v2c_walks_mains_battery_low_and_alarm(checker):
+    with snmpd_sim.Snmpd(NORMAL) as agent:
+        t = target(agent.address, community=agent.community)
+        r = await checker.check(t)
+        assert r.ok and r.faults == frozenset(), r.error
+        assert r.values == {"hallmon_ups_on_battery": 0.0, "hallmon_ups_battery_charge_ratio": 1.0,
+                            "hallmon_ups_battery_runtime_seconds": 1800.0, "hallmon_ups_load_ratio": 0.23,
+                            "hallmon_ups_input_voltage_volts": 229.0}
+        agent.set({**NORMAL, "output_source": 5, "charge_remaining": 70, "input_voltage": 0})
+        assert (await checker.check(t)).faults == {"power.on_battery"}
+        agent.set({**NORMAL, "output_source": 5, "battery_status": 3, "charge_remaining": 30})
+        assert (await checker.check(t)).faults == {"power.on_battery", "power.low_battery"}
+        agent.set({**NORMAL, "output_source": 4, "alarms_present": 2})
+        assert (await checker.check(t)).faults == {"power.ups_fault"}
+
+
+async def test_v3_with_auth_and_privacy(checker, monkeypatch):
+    monkeypatch.setenv("HALLMON_T_SNMP_AUTH", snmpd_sim.V3_AUTH)
+    monkeypatch.setenv("HALLMON_T_SNMP_PRIV", snmpd_sim.V3_PRIV)
+    with snmpd_sim.Snmpd({**NORMAL, "output_source": 5, "minutes_remaining": 3}) as agent:
+        r = await checker.check(target(agent.address, version="v3", user=snmpd_sim.V3_USER,
+                                       auth_key_env="HALLMON_T_SNMP_AUTH", priv_key_env="HALLMON_T_SNMP_PRIV"))
+        assert r.faults == {"power.on_battery", "power.low_battery"}  # 3 min < 5 min runtime threshold
+
+
+async def test_wrong_community_or_no_agent_is_unreachable(checker):
+    with snmpd_sim.Snmpd(NORMAL) as agent:
+        r = await checker.check(target(agent.address, community="wrong", timeout="1s", interval="2s"))
+        assert r.faults == {"power.ups_unreachable"} and not r.ok
+    await asyncio.sleep(0)
+
+
+def test_v3_without_keys_is_a_config_error():
+    from pydantic import ValidationError
+    with pytest.raises(ValidationError, match="v3 needs user"):
+        PROBES["ups.snmp"].spec.model_validate({"name": "u", "kind": "ups.snmp", "address": "127.0.0.1",
+                                                "version": "v3"})
