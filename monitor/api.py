@@ -171,15 +171,26 @@ async def list_incidents(request: web.Request) -> web.Response:
         raise BadInput("level: expected 1, 2 or 3")
     if "status" in q and q["status"] not in ("open", "acknowledged", "resolved"):
         raise BadInput("status: expected open, acknowledged or resolved")
+    try:
+        limit, offset = int(q.get("limit", 1000)), int(q.get("offset", 0))
+    except ValueError:
+        raise BadInput("limit, offset: expected integers") from None
+    if not 1 <= limit <= 10_000 or offset < 0:
+        raise BadInput("limit: 1..10000; offset: 0 or more")
+    if q.get("order", "newest") not in ("newest", "oldest"):
+        raise BadInput("order: newest or oldest")
     out = []
-    for doc in await router(request).store.list(since=since):
+    page = await router(request).store.list(since=since, limit=limit, offset=offset,
+                                            oldest_first=q.get("order") == "oldest")
+    for doc in page:
         if not who.sees(doc):
             continue
         if ("status" in q and doc["status"] != q["status"]) or ("level" in q and doc["level"] != int(q["level"])) \
                 or ("site" in q and q["site"] not in doc["sites"]) or ("unit" in q and q["unit"] not in doc["units"]):
             continue
         out.append(public(doc))
-    return web.json_response({"incidents": out})
+    # a full page may have more behind it: ask again from next_offset (filters apply after paging)
+    return web.json_response({"incidents": out, "next_offset": offset + len(page) if len(page) == limit else None})
 
 
 @routes.get("/api/v1/incidents/{id}")

@@ -48,7 +48,7 @@ DOCUMENT = {
                                     "responses": {"200": {"description": "accepted"}, "400": _ERR, "401": _ERR, "403": _ERR}}},
         "/api/v1/incidents": {
             "get": {"summary": "list incidents", "parameters": [
-                {"name": n, "in": "query", "schema": _S} for n in ("status", "level", "site", "unit", "since")],
+                {"name": n, "in": "query", "schema": _S} for n in ("status", "level", "site", "unit", "since", "limit", "offset", "order")],
                 "responses": {"200": {"description": "incidents"}, "400": _ERR, "401": _ERR}},
             **_post("open a manual incident", ["category", "site", "by", "summary"],
                     {"category": _S, "site": _S, "by": _S, "summary": _S, "flags": {"type": "array", "items": _S},
