@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 import structlog
 
 from .alert import Alert, rfc3339
-from .clocks import clocks_for
+from .clocks import clocks_for, due_time, spec_of
 from .config import Config
 from .incidents import Change, Conflict, IncidentStore, NotFound, iso, now_utc
 from .levels import OrgView, decide, facts
@@ -51,6 +51,8 @@ class Router:
     def frozen(self, doc: dict) -> Plan:
         plan = self._plans.get(doc["id"])
         if plan is None:
+            if len(self._plans) >= 1000:  # a cache, not a registry: incidents come and go for years
+                self._plans.clear()
             plan = self._plans[doc["id"]] = Plan.model_validate(doc["frozen_plan"])
         return plan
 
@@ -164,6 +166,7 @@ class Router:
                change: Change) -> bool:
         """Fold alerts into the incident; False when nothing new was learnt."""
         changed = False
+        detected_before = doc["detected_at"]
         for alert, c in items:
             fp = alert.fingerprint
             ended = alert.resolved_at(now)
@@ -189,6 +192,8 @@ class Router:
                     doc["detected_at"] = iso(alert.starts_at)
         if not changed:
             return False
+        if doc["detected_at"] != detected_before:
+            self._reanchor(doc, detected_before, change)
         recovered = doc["alerts_firing"] == 0
         if recovered != doc["recovered"]:
             doc["recovered"] = recovered
@@ -197,6 +202,27 @@ class Router:
                 change.events.append("recovered")
         change.detail.setdefault("alerts", len(change.alerts))
         return True
+
+    def _reanchor(self, doc: dict, old: str, change: Change) -> None:
+        """An alert that started earlier arrived later: detection moves back, and with it
+        the level's start (if never upgraded) and every pending clock anchored there."""
+        if doc["level_since"] == old:
+            doc["level_since"] = doc["detected_at"]
+        if not doc["clocks"]:
+            return
+        detected = datetime.fromisoformat(doc["detected_at"])
+        plan, tz = self.frozen(doc), self._tz(doc)
+        moved = []
+        for clock in doc["clocks"]:
+            spec = spec_of(plan, clock["id"])
+            if clock["status"] != "pending" or clock["anchor"] != "detected" or spec is None or clock["seq"] != 1:
+                continue
+            due, estimated = due_time(spec, detected, tz, self.calendar)
+            clock.update(due_at=due.isoformat(timespec="seconds"), estimated=estimated,
+                         anchored_at=detected.astimezone(tz).isoformat(timespec="seconds"))
+            moved.append(clock["id"])
+        if moved:
+            change.detail["clocks_reanchored"] = {"detected_at": doc["detected_at"], "clocks": moved}
 
     def _relevel(self, doc: dict, now: datetime, change: Change, opening: bool = False) -> None:
         """Recompute the level from scope; raise only. Add the clocks the level demands."""
