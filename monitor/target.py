@@ -73,7 +73,14 @@ def _aware(value: Any) -> datetime:
 
 
 AwareTime = Annotated[datetime, BeforeValidator(_aware)]
+def _http_url(value: Any) -> str:
+    if not isinstance(value, str) or not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError("expected an http:// or https:// URL")
+    return value
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+HttpUrl = Annotated[str, BeforeValidator(_http_url)]
 HostPort = Annotated[str, BeforeValidator(parse_hostport)]
 Name = Annotated[str, BeforeValidator(_name)]
 

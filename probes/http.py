@@ -22,7 +22,7 @@ from pydantic import Field, field_validator
 
 from monitor.errors import ProbeConnectError, ProbeTimeout, ProtocolError
 from monitor.reading import Reading
-from monitor.target import Duration, Target, TargetSpec
+from monitor.target import Duration, HttpUrl, Target, TargetSpec
 
 from .base import Probe
 
@@ -31,7 +31,7 @@ _MAX_BODY = 1 << 20  # body match reads at most 1 MiB
 
 class HttpSpec(TargetSpec):
     kind: Literal["system.http"]
-    url: str
+    url: HttpUrl
     method: Literal["GET", "HEAD", "POST"] = "GET"
     expect_status: tuple[int, ...] = (200, 201, 202, 203, 204)
     body_match: str | None = None  # a regular expression the body must match
@@ -46,12 +46,6 @@ class HttpSpec(TargetSpec):
     tls_verify: bool = True
     ca_file: str | None = None  # trust this CA (a private PKI) instead of the system's
 
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", v):
-            raise ValueError("expected an http:// or https:// URL")
-        return v
 
     @field_validator("body_match")
     @classmethod

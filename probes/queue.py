@@ -21,12 +21,12 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 import aiohttp
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from monitor.errors import ProbeConnectError, ProbeTimeout, ProtocolError
 from monitor.hours import is_open
 from monitor.reading import Reading
-from monitor.target import Duration, Model, Target, TargetSpec
+from monitor.target import Duration, HttpUrl, Model, Target, TargetSpec
 
 from .base import Probe
 
@@ -97,7 +97,7 @@ class Mapping(Model):
 
 class QueueSpec(TargetSpec):
     kind: Literal["queue.http"]
-    url: str
+    url: HttpUrl
     preset: Literal["generic", "nested-v2"] | None = None
     mapping: Mapping | None = None
     max_waiting: int = Field(20, ge=0)
@@ -105,12 +105,6 @@ class QueueSpec(TargetSpec):
     stall_after: Duration = 600.0
     headers: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", v):
-            raise ValueError("expected an http:// or https:// URL")
-        return v
 
     @model_validator(mode="after")
     def _one_mapping(self) -> "QueueSpec":

@@ -115,3 +115,24 @@ def service(tmp_path):
     yield start
     for svc in started:
         svc.stop()
+
+
+@pytest.fixture
+async def checker():
+    """A Checker with every probe kind, its alerts collected in ``checker.alerts``."""
+    import aiohttp
+    from prometheus_client import CollectorRegistry
+
+    from monitor.checker import Checker
+    from monitor.faults import FaultTracker
+    from monitor.metrics import ReadingSeries, ServiceMetrics
+    from probes import PROBES, ProbeContext
+
+    alerts = []
+    async with aiohttp.ClientSession() as session:
+        probes = {k: c(ProbeContext(session)) for k, c in PROBES.items()}
+        ch = Checker(probes, FaultTracker(), ReadingSeries(), ServiceMetrics(CollectorRegistry()), alerts.append)
+        ch.alerts = alerts
+        yield ch
+        for probe in probes.values():
+            await probe.close()

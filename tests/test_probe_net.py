@@ -4,20 +4,14 @@ import asyncio
 import ssl
 from datetime import datetime, timedelta, timezone
 
-import aiohttp
 import dns.message
 import dns.rcode
 import dns.rrset
-import pytest
 import trustme
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
-from monitor.checker import Checker
-from monitor.faults import FaultTracker
-from monitor.metrics import ReadingSeries, ServiceMetrics
 from monitor.target import Target
-from probes import PROBES, ProbeContext
+from probes import PROBES
 from probes.icmp import judge
 
 
@@ -26,11 +20,6 @@ def target(spec: dict) -> Target:
     return Target(spec=cls.spec.model_validate({"name": "t", **spec}), site="s", unit="u", system=cls.system)
 
 
-@pytest.fixture
-async def checker():
-    async with aiohttp.ClientSession() as session:
-        probes = {k: c(ProbeContext(session)) for k, c in PROBES.items()}
-        yield Checker(probes, FaultTracker(), ReadingSeries(), ServiceMetrics(CollectorRegistry()), lambda a: None)
 
 
 async def test_icmp_to_loopback(checker):

@@ -2,17 +2,12 @@
 hypothesis and hostile peers."""
 import asyncio
 
-import aiohttp
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry
 
-from monitor.checker import Checker
-from monitor.faults import FaultTracker
-from monitor.metrics import ReadingSeries, ServiceMetrics
 from monitor.target import Target
-from probes import PROBES, ProbeContext
+from probes import PROBES
 from probes.nut import NutSyntaxError, parse_var_list, quote, split_words
 from simulators import upsd as upsd_sim
 
@@ -28,16 +23,6 @@ def target(address: str, ups: str = "ups1", name: str | None = None, **extra) ->
     return Target(spec=spec, site="hall", unit="u1", system="power")
 
 
-@pytest.fixture
-async def checker():
-    alerts = []
-    async with aiohttp.ClientSession() as session:
-        probes = {k: c(ProbeContext(session)) for k, c in PROBES.items()}
-        ch = Checker(probes, FaultTracker(), ReadingSeries(), ServiceMetrics(CollectorRegistry()), alerts.append)
-        ch.alerts = alerts
-        yield ch
-        for p in probes.values():
-            await p.close()
 
 
 async def until(checker, t, pred, timeout=6.0):

@@ -2,17 +2,12 @@
 wrong STAN, hang, garbage, a 2 GB length header), pos.tcp, and the framer under hypothesis."""
 import asyncio
 
-import aiohttp
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry
 
-from monitor.checker import Checker
-from monitor.faults import FaultTracker
-from monitor.metrics import ReadingSeries, ServiceMetrics
 from monitor.target import Target
-from probes import PROBES, ProbeContext
+from probes import PROBES
 from probes.iso8583 import FramingError, frame, parse_length, read_frame
 from simulators.acquirer import Acquirer
 from simulators.redisproc import free_port
@@ -23,11 +18,6 @@ def target(kind: str, address: str, **extra) -> Target:
     return Target(spec=spec, site="hall", unit="u1", system="payment")
 
 
-@pytest.fixture
-async def checker():
-    async with aiohttp.ClientSession() as session:
-        probes = {k: c(ProbeContext(session)) for k, c in PROBES.items()}
-        yield Checker(probes, FaultTracker(), ReadingSeries(), ServiceMetrics(CollectorRegistry()), lambda a: None)
 
 
 @pytest.mark.parametrize("framing, tpdu", [("binary2", None), ("ascii4", None), ("binary2", "6000010000")])

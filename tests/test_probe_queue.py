@@ -3,16 +3,11 @@ congested, judged only inside opening hours on China's working days."""
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import aiohttp
 import pytest
-from prometheus_client import CollectorRegistry
 
-from monitor.checker import Checker
-from monitor.faults import FaultTracker
 from monitor.hours import is_open
-from monitor.metrics import ReadingSeries, ServiceMetrics
 from monitor.target import Hours, Target
-from probes import PROBES, ProbeContext
+from probes import PROBES
 from simulators.queue import QueueSystem
 
 ALWAYS = Hours(open="00:00", close="23:59", working_days=False)
@@ -24,11 +19,6 @@ def target(url: str, hours: Hours | None = ALWAYS, **extra) -> Target:
     return Target(spec=spec, site="hall", unit="u1", system="queue", hours=hours)
 
 
-@pytest.fixture
-async def checker():
-    async with aiohttp.ClientSession() as session:
-        probes = {k: c(ProbeContext(session)) for k, c in PROBES.items()}
-        yield Checker(probes, FaultTracker(), ReadingSeries(), ServiceMetrics(CollectorRegistry()), lambda a: None)
 
 
 @pytest.fixture

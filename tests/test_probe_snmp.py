@@ -2,15 +2,10 @@
 same faults and metrics as ups.nut."""
 import asyncio
 
-import aiohttp
 import pytest
-from prometheus_client import CollectorRegistry
 
-from monitor.checker import Checker
-from monitor.faults import FaultTracker
-from monitor.metrics import ReadingSeries, ServiceMetrics
 from monitor.target import Target
-from probes import PROBES, ProbeContext
+from probes import PROBES
 from simulators import snmpd as snmpd_sim
 
 pytestmark = pytest.mark.skipif(not snmpd_sim.available(), reason="snmpd missing: scripts/setup.sh test")
@@ -24,12 +19,6 @@ def target(address: str, **extra) -> Target:
     return Target(spec=spec, site="hall", unit="u1", system="power")
 
 
-@pytest.fixture
-async def checker():
-    async with aiohttp.ClientSession() as session:
-        probes = {k: c(ProbeContext(session)) for k, c in PROBES.items()}
-        yield Checker(probes, FaultTracker(), ReadingSeries(), ServiceMetrics(CollectorRegistry()), lambda a: None)
-        await probes["ups.snmp"].close()
 
 
 async def test_v2c_walks_mains_battery_low_and_alarm(checker):

@@ -2,15 +2,10 @@
 (timeouts, typed errors turned into failing readings, the service never crashing)."""
 import asyncio
 
-import aiohttp
 import pytest
-from prometheus_client import CollectorRegistry
 
-from monitor.checker import Checker
-from monitor.faults import FaultTracker
-from monitor.metrics import ReadingSeries, ServiceMetrics
 from monitor.target import Target
-from probes import PROBES, ProbeContext
+from probes import PROBES
 from simulators.core import CoreSystem
 from simulators.redisproc import free_port
 
@@ -20,14 +15,6 @@ def make_target(spec: dict) -> Target:
     return Target(spec=cls.spec.model_validate(spec), site="hall", unit="u1", system=cls.system)
 
 
-@pytest.fixture
-async def checker():
-    alerts = []
-    async with aiohttp.ClientSession() as session:
-        probes = {k: c(ProbeContext(session)) for k, c in PROBES.items()}
-        ch = Checker(probes, FaultTracker(), ReadingSeries(), ServiceMetrics(CollectorRegistry()), alerts.append)
-        ch.alerts = alerts
-        yield ch
 
 
 @pytest.fixture
