@@ -140,13 +140,17 @@ async def alerts(request: web.Request) -> web.Response:
 async def create_manual(request: web.Request) -> web.Response:
     who = caller(request, "incidents:write")
     b = await body(request)
-    flags = b.get("flags", []) if isinstance(b, dict) else []
-    if not isinstance(flags, list) or not all(f in ("casualties", "injuries", "property_loss", "loss_of_control")
-                                              for f in flags):
+    if not isinstance(b, dict):
+        raise BadInput("body: expected a JSON object")
+    flags = b.get("flags", [])
+    if not isinstance(flags, list) or not all(isinstance(f, str) and f in ("casualties", "injuries", "property_loss",
+                                                                           "loss_of_control") for f in flags):
         raise BadInput("flags: expected a list of casualties, injuries, property_loss, loss_of_control")
     level = b.get("level")
-    if level is not None and level not in (1, 2, 3):
+    if level is not None and (isinstance(level, bool) or level not in (1, 2, 3)):
         raise BadInput("level: expected 1, 2 or 3")
+    if not isinstance(b.get("drill", False), bool):
+        raise BadInput("drill: expected true or false")
     category, site = text(b, "category", limit=40), text(b, "site", limit=100)
     cfg = request.app[keys.RUNTIME].config
     if site not in cfg.sites:
@@ -167,15 +171,26 @@ async def list_incidents(request: web.Request) -> web.Response:
         raise BadInput("level: expected 1, 2 or 3")
     if "status" in q and q["status"] not in ("open", "acknowledged", "resolved"):
         raise BadInput("status: expected open, acknowledged or resolved")
+    try:
+        limit, offset = int(q.get("limit", 1000)), int(q.get("offset", 0))
+    except ValueError:
+        raise BadInput("limit, offset: expected integers") from None
+    if not 1 <= limit <= 10_000 or offset < 0:
+        raise BadInput("limit: 1..10000; offset: 0 or more")
+    if q.get("order", "newest") not in ("newest", "oldest"):
+        raise BadInput("order: newest or oldest")
     out = []
-    for doc in await router(request).store.list(since=since):
+    page = await router(request).store.list(since=since, limit=limit, offset=offset,
+                                            oldest_first=q.get("order") == "oldest")
+    for doc in page:
         if not who.sees(doc):
             continue
         if ("status" in q and doc["status"] != q["status"]) or ("level" in q and doc["level"] != int(q["level"])) \
                 or ("site" in q and q["site"] not in doc["sites"]) or ("unit" in q and q["unit"] not in doc["units"]):
             continue
         out.append(public(doc))
-    return web.json_response({"incidents": out})
+    # a full page may have more behind it: ask again from next_offset (filters apply after paging)
+    return web.json_response({"incidents": out, "next_offset": offset + len(page) if len(page) == limit else None})
 
 
 @routes.get("/api/v1/incidents/{id}")
@@ -229,6 +244,19 @@ async def set_level(request: web.Request) -> web.Response:
         raise BadInput("level: expected 1, 2 or 3")
     doc = await router(request).set_level(request.match_info["id"], level, text(b, "by", limit=100),
                                           text(b, "reason"))
+    return web.json_response(public(doc))
+
+
+@routes.post("/api/v1/incidents/{id}/flags")
+async def set_flags(request: web.Request) -> web.Response:
+    """Harm flags only a person sets: ``{"flags": [...], "by", "reason"}``; the level follows the plan."""
+    await visible(request, caller(request, "incidents:write"))
+    b = await body(request)
+    flags = b.get("flags") if isinstance(b, dict) else None
+    if not isinstance(flags, list) or not flags or not all(
+            isinstance(f, str) and f in ("casualties", "injuries", "property_loss", "loss_of_control") for f in flags):
+        raise BadInput("flags: expected a non-empty list of casualties, injuries, property_loss, loss_of_control")
+    doc = await router(request).set_flags(request.match_info["id"], flags, text(b, "by", limit=100), text(b, "reason"))
     return web.json_response(public(doc))
 
 

@@ -80,7 +80,9 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
     rt = app[keys.RUNTIME]
     cfg = rt.config
     client = app[keys.REDIS]
-    timers = Timers(client, "hallmon:clocktimers")
+    # a short lease: clocks a killed replica had claimed fire again within ~2 s; a second
+    # run of a handler is harmless (it re-reads the clock inside WATCH and finds it done)
+    timers = Timers(client, "hallmon:clocktimers", lease=2.0)
     store = IncidentStore(client, timers)
     calendar = WorkCalendar(holidays=frozenset(cfg.calendar.holidays), workdays=frozenset(cfg.calendar.workdays),
                             known_years=frozenset(cfg.calendar.years))

@@ -77,11 +77,17 @@ def cmd_incidents(args: argparse.Namespace) -> int:
             return 0
         if args.action == "export":
             since = args.since or "1970-01-01T00:00:00+00:00"
-            data = call(args, "GET", "/api/v1/incidents?" + urllib.parse.urlencode({"since": since}))
             out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-            for inc in data["incidents"]:
-                full = call(args, "GET", f"/api/v1/incidents/{inc['id']}")
-                out.write(json.dumps(full, ensure_ascii=False) + "\n")
+            offset, seen = 0, set()
+            while offset is not None:  # every incident, page by page, oldest first
+                data = call(args, "GET", "/api/v1/incidents?" + urllib.parse.urlencode(
+                    {"since": since, "order": "oldest", "limit": args.page, "offset": offset}))
+                for inc in data["incidents"]:
+                    if inc["id"] not in seen:
+                        seen.add(inc["id"])
+                        full = call(args, "GET", f"/api/v1/incidents/{inc['id']}")
+                        out.write(json.dumps(full, ensure_ascii=False) + "\n")
+                offset = data.get("next_offset")
             if args.output:
                 out.close()
             return 0
@@ -255,6 +261,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = acts.add_parser("export", help="incidents with alerts and timeline as JSON lines")
     p.add_argument("--since")
     p.add_argument("-o", "--output")
+    p.add_argument("--page", type=int, default=1000, help=argparse.SUPPRESS)
     _client_args(p)
     for name, extra in (("show", ()), ("ack", ("by",)), ("resolve", ("by", "result")),
                         ("level", ("by", "reason")), ("report", ("by",)), ("draft", ())):

@@ -8,7 +8,7 @@ the end of day N of the next month, or a recurring interval.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
@@ -25,7 +25,9 @@ def due_time(spec: ClockSpec, anchor: datetime, tz: ZoneInfo, cal: WorkCalendar)
     local = anchor.astimezone(tz)
     kind, amount = spec.parsed_due()
     if kind in ("after", "every"):
-        return local + timedelta(seconds=amount), False
+        # elapsed time: add in UTC (aware arithmetic in one zone is wall-clock, off by the
+        # DST shift in a site zone that has one)
+        return (anchor.astimezone(timezone.utc) + timedelta(seconds=amount)).astimezone(tz), False
     if kind == "wd":
         return cal.add_working_days(local, int(amount))
     if kind == "next_day":

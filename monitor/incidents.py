@@ -95,14 +95,19 @@ class IncidentStore:
             if entry.get("prev") != prev or _chain(prev, entry) != claimed:
                 return False
             prev = claimed
-        return True
+        doc = await self.get(incident_id)
+        return doc is None or doc.get("timeline_head", "") == prev  # the tail was not cut off
 
     async def open_for(self, group: str) -> str | None:
         return await self.r.hget(f"{P}open", group)
 
-    async def list(self, since: datetime | None = None, limit: int = 1000) -> list[dict]:
+    async def list(self, since: datetime | None = None, limit: int = 1000, offset: int = 0,
+                   oldest_first: bool = False) -> list[dict]:
         lo = since.timestamp() if since else "-inf"
-        ids = await self.r.zrevrangebyscore(f"{P}incidents", "+inf", lo, start=0, num=limit)
+        if oldest_first:
+            ids = await self.r.zrangebyscore(f"{P}incidents", lo, "+inf", start=offset, num=limit)
+        else:
+            ids = await self.r.zrevrangebyscore(f"{P}incidents", "+inf", lo, start=offset, num=limit)
         if not ids:
             return []
         raws = await self.r.mget([f"{P}incident:{i}" for i in ids])

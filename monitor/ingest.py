@@ -61,8 +61,8 @@ def parse_alert(obj: Any, where: str, source: str, status: str | None = None,
         raise BadInput(f"{where}.status: expected firing or resolved")
     if status == "firing" and ends is not None and ends <= now:
         ends = None  # Alertmanager sends a future endsAt on firing alerts; a past one is stale
-    if status == "resolved" and ends is None:
-        ends = now
+    if status == "resolved" and (ends is None or ends > now):
+        ends = now  # the sender says resolved: a future endsAt is only its clock running ahead
     url = obj.get("generatorURL", "")
     if not isinstance(url, str):
         raise BadInput(f"{where}.generatorURL: expected a string")

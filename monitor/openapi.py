@@ -48,7 +48,7 @@ DOCUMENT = {
                                     "responses": {"200": {"description": "accepted"}, "400": _ERR, "401": _ERR, "403": _ERR}}},
         "/api/v1/incidents": {
             "get": {"summary": "list incidents", "parameters": [
-                {"name": n, "in": "query", "schema": _S} for n in ("status", "level", "site", "unit", "since")],
+                {"name": n, "in": "query", "schema": _S} for n in ("status", "level", "site", "unit", "since", "limit", "offset", "order")],
                 "responses": {"200": {"description": "incidents"}, "400": _ERR, "401": _ERR}},
             **_post("open a manual incident", ["category", "site", "by", "summary"],
                     {"category": _S, "site": _S, "by": _S, "summary": _S, "flags": {"type": "array", "items": _S},
@@ -61,6 +61,8 @@ DOCUMENT = {
             _ID + [{"name": "clock", "in": "path", "required": True, "schema": _S}]),
         "/api/v1/incidents/{id}/level": _post("set the level", ["level", "by", "reason"],
                                               {"level": {"type": "integer"}, "by": _S, "reason": _S}, _ID),
+        "/api/v1/incidents/{id}/flags": _post("set harm flags; the plan re-grades", ["flags", "by", "reason"],
+                                              {"flags": {"type": "array", "items": _S}, "by": _S, "reason": _S}, _ID),
         "/api/v1/incidents/{id}/resolve": _post("resolve", ["by", "result"], {"by": _S, "result": _S, "at": _T}, _ID),
         "/api/v1/incidents/{id}/report": {"get": {"summary": "report draft", "parameters": _ID + [
             {"name": "kind", "in": "query", "schema": {"type": "string", "enum": ["phone", "written", "final"]}},

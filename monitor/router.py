@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 import structlog
 
 from .alert import Alert, rfc3339
-from .clocks import clocks_for
+from .clocks import clocks_for, due_time, spec_of
 from .config import Config
 from .incidents import Change, Conflict, IncidentStore, NotFound, iso, now_utc
 from .levels import OrgView, decide, facts
@@ -51,6 +51,8 @@ class Router:
     def frozen(self, doc: dict) -> Plan:
         plan = self._plans.get(doc["id"])
         if plan is None:
+            if len(self._plans) >= 1000:  # a cache, not a registry: incidents come and go for years
+                self._plans.clear()
             plan = self._plans[doc["id"]] = Plan.model_validate(doc["frozen_plan"])
         return plan
 
@@ -164,6 +166,7 @@ class Router:
                change: Change) -> bool:
         """Fold alerts into the incident; False when nothing new was learnt."""
         changed = False
+        detected_before = doc["detected_at"]
         for alert, c in items:
             fp = alert.fingerprint
             ended = alert.resolved_at(now)
@@ -189,6 +192,8 @@ class Router:
                     doc["detected_at"] = iso(alert.starts_at)
         if not changed:
             return False
+        if doc["detected_at"] != detected_before:
+            self._reanchor(doc, detected_before, change)
         recovered = doc["alerts_firing"] == 0
         if recovered != doc["recovered"]:
             doc["recovered"] = recovered
@@ -197,6 +202,27 @@ class Router:
                 change.events.append("recovered")
         change.detail.setdefault("alerts", len(change.alerts))
         return True
+
+    def _reanchor(self, doc: dict, old: str, change: Change) -> None:
+        """An alert that started earlier arrived later: detection moves back, and with it
+        the level's start (if never upgraded) and every pending clock anchored there."""
+        if doc["level_since"] == old:
+            doc["level_since"] = doc["detected_at"]
+        if not doc["clocks"]:
+            return
+        detected = datetime.fromisoformat(doc["detected_at"])
+        plan, tz = self.frozen(doc), self._tz(doc)
+        moved = []
+        for clock in doc["clocks"]:
+            spec = spec_of(plan, clock["id"])
+            if clock["status"] != "pending" or clock["anchor"] != "detected" or spec is None or clock["seq"] != 1:
+                continue
+            due, estimated = due_time(spec, detected, tz, self.calendar)
+            clock.update(due_at=due.isoformat(timespec="seconds"), estimated=estimated,
+                         anchored_at=detected.astimezone(tz).isoformat(timespec="seconds"))
+            moved.append(clock["id"])
+        if moved:
+            change.detail["clocks_reanchored"] = {"detected_at": doc["detected_at"], "clocks": moved}
 
     def _relevel(self, doc: dict, now: datetime, change: Change, opening: bool = False) -> None:
         """Recompute the level from scope; raise only. Add the clocks the level demands."""
@@ -258,6 +284,24 @@ class Router:
             added = self._add_clocks(doc, plan)
             return Change("level_set", by, {"from": old, "to": level, "reason": reason, "clocks_added": added},
                           events=["upgraded"])
+        return (await self.store.update(incident_id, mutate))[0]
+
+    async def set_flags(self, incident_id: str, flags: Iterable[str], by: str, reason: str) -> dict:
+        """A person records harm (casualties, injuries, property loss…); the plan's level
+        rules see the flags at once and may raise the level (Xiamen 3(3))."""
+        async def mutate(doc: dict, _: dict) -> Change | None:
+            if doc["status"] == "resolved":
+                raise Conflict("incident is resolved")
+            added = sorted(set(flags) - set(doc["flags"]))
+            if not added:
+                return None
+            doc["flags"] = sorted(set(doc["flags"]) | set(added))
+            change = Change("flags_set", by, {"flags": added, "reason": reason})
+            before = doc["level"]
+            self._relevel(doc, now_utc(), change)
+            if doc["level"] != before:
+                doc["level_history"][-1].update(by=by, reason=reason)
+            return change
         return (await self.store.update(incident_id, mutate))[0]
 
     async def resolve(self, incident_id: str, by: str, result: str, at: datetime | None = None) -> dict:
@@ -341,6 +385,8 @@ class Router:
             if clock is None or clock["status"] != "pending" or clock["seq"] != payload["seq"]:
                 return None  # filed, or superseded since the timer was set
             if payload["what"] == "remind":
+                if clock.get("reminded"):
+                    return None  # handled already (the timer was claimed again after its lease)
                 clock["reminded"] = True
                 return Change("reminder", "clock", {"clock": clock["id"], "due_at": clock["due_at"]},
                               events=["reminder"], timers_done=[timer_id])

@@ -92,3 +92,27 @@ def test_fire_drill_is_a_manual_incident(tmp_path, redis_url, service):
     res = run("incidents", "list", "--json", env=env)
     [inc] = json.loads(res.stdout)
     assert inc["category"] == "public_safety" and inc["drill"] is True and inc["units"] == ["u2"]
+
+
+def test_export_writes_every_incident_page_by_page(tmp_path, redis_url, service):
+    import urllib.request
+
+    cfg = tmp_path / "hall.yml"
+    cfg.write_text(org_config(redis_url), encoding="utf-8")
+    svc = service(cfg, env=TOKENS)
+    env = {**TOKENS, "HALLMON_URL": svc.base, "HALLMON_TOKEN": TOKENS["HALLMON_T_ADMIN"]}
+    start = datetime.now(timezone.utc) - timedelta(minutes=10)
+    faults = ["system.down", "pos.link_down", "queue.down", "power.on_battery", "network.down"]
+    for i, fault in enumerate(faults):
+        body = json.dumps([alert(fault, "u3a", "u3", starts=start + timedelta(seconds=i))]).encode()
+        req = urllib.request.Request(svc.base + "/api/v1/alerts", data=body, method="POST", headers={
+            "Authorization": f"Bearer {TOKENS['HALLMON_T_ADMIN']}", "Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=5).read()
+    out = tmp_path / "export.jsonl"
+    res = run("incidents", "export", "--page", "2", "-o", str(out), env=env)
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == len(faults) == len({r["id"] for r in rows})
+    assert [r["detected_at"] for r in rows] == sorted(r["detected_at"] for r in rows)
+    res = run("incidents", "list", "--json", env=env)
+    assert len(json.loads(res.stdout)) == len(faults)

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from structlog.testing import capture_logs
 
-from monitor.clocks import clocks_for
+from monitor.clocks import clocks_for, due_time
 from monitor.incidents import RETENTION
 from monitor.plans import load_plan
 from monitor.workdays import WorkCalendar
@@ -132,3 +132,15 @@ def test_every_builtin_plan_rule_cites_its_article():
         plan = load_plan(plan_id)
         for rule in (*plan.categories, *plan.level_rules, *plan.clocks):
             assert rule.source.strip(), (plan_id, rule.id)
+
+
+def test_durations_are_elapsed_time_across_a_dst_change():
+    """A site may name any IANA zone; 2 h after 01:30 CEST on the night clocks go back is
+    02:30 CET (one hour of wall clock repeats), not 03:30 CET."""
+    from datetime import timezone as _utc
+
+    plan = load_plan("guizhou-tax")
+    spec = next(c for c in plan.clocks if c.parsed_due() == ("after", 7200.0))
+    anchor = datetime(2026, 10, 24, 23, 30, tzinfo=_utc.utc)  # 01:30 CEST, Europe/Berlin
+    due, estimated = due_time(spec, anchor, ZoneInfo("Europe/Berlin"), WorkCalendar())
+    assert due.astimezone(_utc.utc) == datetime(2026, 10, 25, 1, 30, tzinfo=_utc.utc) and not estimated

@@ -284,6 +284,18 @@ async def test_timeline_is_hash_chained_and_tampering_shows(client, redis_url):
     assert (await incident(client, inc_id))["timeline_intact"] is False
 
 
+async def test_cutting_off_the_end_of_the_timeline_shows(client, redis_url):
+    _, body = await post_alerts(client, [alert("queue.stalled", "u3a", "u3")])
+    inc_id = body["incidents"][0]
+    await client.post(f"/api/v1/incidents/{inc_id}/level", json={"level": 1, "by": "测试值班领导甲", "reason": "r"},
+                      headers=auth())
+    assert (await incident(client, inc_id))["timeline_intact"]
+    r = aioredis.from_url(redis_url)
+    await r.rpop(f"hallmon:timeline:{inc_id}")  # drop the override from the record
+    await r.aclose()
+    assert (await incident(client, inc_id))["timeline_intact"] is False
+
+
 async def test_incident_metrics(client):
     _, body = await post_alerts(client, [alert("system.down", "hqa", "hq")])
     await asyncio.sleep(2.5)
@@ -303,3 +315,24 @@ async def test_maintenance_window_marks_the_incident(aiohttp_client, tmp_path, r
     assert (await incident(client, body["incidents"][0]))["maintenance"] is True
     _, body = await post_alerts(client, [alert("queue.down", "u3a", "u3")])  # a site without a window
     assert (await incident(client, body["incidents"][0]))["maintenance"] is False
+
+
+async def test_a_person_sets_harm_flags_and_xiamen_grades_by_them(aiohttp_client, tmp_path, redis_url):
+    client = await aiohttp_client(make_app(tmp_path, redis_url, plan="xiamen-tax"))
+    _, body = await post_alerts(client, [alert("queue.down", "u3a", "u3"), alert("queue.down", "hqa", "hq")])
+    inc_id = body["incidents"][0]
+    assert (await incident(client, inc_id))["level"] == 3  # wide scope, but Xiamen grades by harm
+    url = f"/api/v1/incidents/{inc_id}/flags"
+    for bad in ({"flags": ["bored"], "by": "x", "reason": "r"}, {"flags": [], "by": "x", "reason": "r"},
+                {"flags": ["injuries"], "reason": "r"}):
+        assert (await client.post(url, json=bad, headers=auth())).status == 400
+    resp = await client.post(url, json={"flags": ["injuries"], "by": "测试值班长甲", "reason": "两人在拥挤中受伤"},
+                             headers=auth())
+    doc = await resp.json()
+    assert resp.status == 200 and doc["level"] == 2 and doc["flags"] == ["injuries"]
+    assert doc["decision"]["rule"] == "harm-injuries-or-loss" and doc["decision"]["source"] == "Xiamen 3(3)"
+    resp = await client.post(url, json={"flags": ["casualties"], "by": "测试值班长甲", "reason": "r"}, headers=auth())
+    assert (await resp.json())["level"] == 1
+    inc = await incident(client, inc_id)
+    assert [e["action"] for e in inc["timeline"]].count("flags_set") == 2 and inc["timeline_intact"]
+    assert inc["level_history"][-1]["by"] == "测试值班长甲"
