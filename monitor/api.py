@@ -20,6 +20,7 @@ from .endpoints import error, target_states
 from .incidents import Conflict, NotFound, public
 from .ingest import BadInput, parse_list, parse_webhook
 from .reports import KINDS, render_report
+from .router import FLAGS
 
 routes = web.RouteTableDef()
 
@@ -99,6 +100,14 @@ def when(obj: Any, key: str) -> datetime | None:
     return dt
 
 
+def harm_flags(value: Any, required: bool) -> list[str]:
+    """The harm flags a person sets (the router's FLAGS), as a list."""
+    if not isinstance(value, list) or (required and not value) or not all(
+            isinstance(f, str) and f in FLAGS for f in value):
+        raise BadInput(f"flags: expected a {'non-empty ' if required else ''}list of {', '.join(FLAGS)}")
+    return value
+
+
 def router(request: web.Request):
     return request.app[keys.ROUTER]
 
@@ -142,10 +151,7 @@ async def create_manual(request: web.Request) -> web.Response:
     b = await body(request)
     if not isinstance(b, dict):
         raise BadInput("body: expected a JSON object")
-    flags = b.get("flags", [])
-    if not isinstance(flags, list) or not all(isinstance(f, str) and f in ("casualties", "injuries", "property_loss",
-                                                                           "loss_of_control") for f in flags):
-        raise BadInput("flags: expected a list of casualties, injuries, property_loss, loss_of_control")
+    flags = harm_flags(b.get("flags", []), required=False)
     level = b.get("level")
     if level is not None and (isinstance(level, bool) or level not in (1, 2, 3)):
         raise BadInput("level: expected 1, 2 or 3")
@@ -252,10 +258,7 @@ async def set_flags(request: web.Request) -> web.Response:
     """Harm flags only a person sets: ``{"flags": [...], "by", "reason"}``; the level follows the plan."""
     await visible(request, caller(request, "incidents:write"))
     b = await body(request)
-    flags = b.get("flags") if isinstance(b, dict) else None
-    if not isinstance(flags, list) or not flags or not all(
-            isinstance(f, str) and f in ("casualties", "injuries", "property_loss", "loss_of_control") for f in flags):
-        raise BadInput("flags: expected a non-empty list of casualties, injuries, property_loss, loss_of_control")
+    flags = harm_flags(b.get("flags") if isinstance(b, dict) else None, required=True)
     doc = await router(request).set_flags(request.match_info["id"], flags, text(b, "by", limit=100), text(b, "reason"))
     return web.json_response(public(doc))
 

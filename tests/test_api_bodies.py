@@ -1,6 +1,5 @@
 """Every mutating route answers a body of the wrong JSON type, or a wrongly typed field,
 with 400 {"error", "detail"} and changes nothing (never a 500)."""
-import json
 
 import pytest
 

@@ -61,8 +61,8 @@ class SentinelProcess:
 
 
 def test_parse_sentinel_urls():
-    assert parse_sentinel("redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/hallmon/2") == SentinelURL(
-        (("10.0.0.1", 26379), ("10.0.0.2", 26379)), "hallmon", 2, None)
+    assert parse_sentinel("redis+sentinel://127.0.0.2:26379,127.0.0.3:26379/hallmon/2") == SentinelURL(
+        (("127.0.0.2", 26379), ("127.0.0.3", 26379)), "hallmon", 2, None)
     assert parse_sentinel("redis+sentinel://:s%40cret@h:26379/svc").password == "s@cret"
     for bad in ("redis+sentinel://h:26379", "redis+sentinel://h/svc", "redis+sentinel://h:26379/svc/x",
                 "redis+sentinel:///svc"):
