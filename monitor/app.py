@@ -30,6 +30,7 @@ from .rosters import Rosters
 from .router import Router
 from .runtime import Runtime
 from .scheduler import Scheduler
+from .supervise import supervise
 from .timers import Timers
 from .workdays import WorkCalendar
 
@@ -97,7 +98,9 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
     queue = app[keys.ALERTS]
 
     async def consume() -> None:
-        """Drain the probes' alerts in batches; on a store failure keep them and retry."""
+        """Drain the probes' alerts in batches; on a store failure keep them and retry.
+        Anything else escapes to the supervisor, which logs it and starts again; the
+        batch that raised it is dropped then, so one bad alert cannot wedge the rest."""
         pending: list = []
         failing = False
         while True:
@@ -117,8 +120,10 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
                     failing = True
                 await asyncio.sleep(1.0)
 
-    tasks = [asyncio.create_task(consume()), asyncio.create_task(timers.run(router.clock_timer)),
-             asyncio.create_task(refresh_forever(collector, store))]
+    restarts = rt.metrics.task_restarts
+    tasks = [asyncio.create_task(supervise("router_consumer", consume, restarts)),
+             asyncio.create_task(supervise("clock_timers", lambda: timers.run(router.clock_timer), restarts)),
+             asyncio.create_task(supervise("incident_metrics", lambda: refresh_forever(collector, store), restarts))]
     yield
     for task in tasks:
         task.cancel()
@@ -146,7 +151,7 @@ async def paging_ctx(app: web.Application) -> AsyncIterator[None]:
         docs = await app[keys.ROUTER].store.list()
         return build(pager.rosters, roster_id, at, target_states(rt), [public(d) for d in docs])
 
-    task = asyncio.create_task(pager.run_forever(report_for))
+    task = asyncio.create_task(pager.run_forever(rt.metrics.task_restarts, report_for))
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

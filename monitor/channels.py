@@ -51,7 +51,9 @@ def _secret(*candidates: Any) -> str | None:
     return None
 
 
-class HttpSender:
+class Sender:
+    """One channel kind: ``send`` delivers one message or raises ``ChannelError``."""
+
     def __init__(self, cfg: Any, session: aiohttp.ClientSession):
         self.cfg = cfg
         self.session = session
@@ -62,6 +64,12 @@ class HttpSender:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
+
+    async def send(self, msg: Message, person: Person | None) -> None:
+        raise NotImplementedError
+
+
+class HttpSender(Sender):
 
     async def post(self, url: str, payload: Any, params: dict | None = None,
                    headers: dict | None = None, data: bytes | None = None) -> Any:
@@ -181,9 +189,8 @@ class SmsSender(HttpSender):
         await self.post(self.cfg.url, payload, headers={"Authorization": f"Bearer {token}"} if token else None)
 
 
-class EmailSender:
-    def __init__(self, cfg: EmailChannel, session: aiohttp.ClientSession):
-        self.cfg = cfg
+class EmailSender(Sender):
+    cfg: EmailChannel
 
     async def send(self, msg: Message, person: Person | None) -> None:
         mail = EmailMessage()

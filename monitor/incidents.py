@@ -128,12 +128,42 @@ class IncidentStore:
     async def create(self, doc: dict, change: Change) -> dict | None:
         """Store a new incident as the open one of its group; None if another writer
         opened one for the group first (the caller then joins that one)."""
-        if not await self.r.hsetnx(f"{P}open", doc["group"], doc["id"]):
-            return None
+        # The claim and the document commit in one transaction: a write that fails (a
+        # string Redis cannot encode, a lost connection) leaves no claim pointing at an
+        # incident that does not exist. Any other group's claim changing meanwhile
+        # makes it retry (openings are rare; alerts joining do not touch this key).
+        for _ in range(50):
+            async with self.r.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(f"{P}open")
+                    if await pipe.hget(f"{P}open", doc["group"]) is not None:
+                        await pipe.unwatch()
+                        return None
+                    pipe.multi()
+                    pipe.hset(f"{P}open", doc["group"], doc["id"])
+                    await self._write(pipe, doc, change, new=True)
+                    await pipe.execute()
+                    return doc
+                except redis.exceptions.WatchError:
+                    continue
+        raise Conflict(f"{doc['group']}: too many concurrent openings")
+
+    async def release_dangling(self, group: str, incident_id: str) -> bool:
+        """Drop the group's claim if it still names ``incident_id`` and that incident
+        does not exist (a claim left by an older version's split write)."""
         async with self.r.pipeline(transaction=True) as pipe:
-            await self._write(pipe, doc, change, new=True)
-            await pipe.execute()
-        return doc
+            try:
+                await pipe.watch(f"{P}open", f"{P}incident:{incident_id}")
+                if (await pipe.hget(f"{P}open", group) != incident_id
+                        or await pipe.exists(f"{P}incident:{incident_id}")):
+                    await pipe.unwatch()
+                    return False
+                pipe.multi()
+                pipe.hdel(f"{P}open", group)
+                await pipe.execute()
+                return True
+            except redis.exceptions.WatchError:
+                return False
 
     async def update(self, incident_id: str, mutate: Callable[[dict, dict[str, dict]], Awaitable[Change | None]],
                      fingerprints: Iterable[str] = ()) -> tuple[dict, Change | None]:

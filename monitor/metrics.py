@@ -120,6 +120,9 @@ class ServiceMetrics:
                               registry=registry)
         self.reloads = Counter("hallmon_config_reloads_total", "Config reloads.", ["outcome"],
                                registry=registry)
+        self.task_restarts = Counter(
+            "hallmon_task_restarts", "Background loops restarted after they crashed or returned.", ["task"],
+            registry=registry)
 
 
 def render(registry: CollectorRegistry, series: ReadingSeries) -> bytes:

@@ -28,6 +28,7 @@ from typing import Awaitable, Callable
 import redis.asyncio as aioredis
 import redis.exceptions
 import structlog
+from prometheus_client import Counter
 
 from .acklink import AckSigner
 from .channels import Delivery
@@ -36,6 +37,7 @@ from .events import EventConsumer, IncidentEvent
 from .messages import render
 from .paging_config import PagingConfig, Policy
 from .rosters import Rosters
+from .supervise import supervise
 from .timers import Timers
 
 log = structlog.get_logger("hallmon.pager")
@@ -261,7 +263,10 @@ class Pager:
 
     # ── the loop ─────────────────────────────────────────────────────────────────
     async def consume(self) -> None:
+        """Handle paging events until cancelled (supervised: a failure at start, Redis not
+        up yet, raises and the supervisor starts it again)."""
         await self.consumer.ensure_group()
+        await self.delivery.resume_held()
         failing = False
         while True:
             try:
@@ -348,16 +353,14 @@ class Pager:
         except Exception:
             log.exception("handoff_report_failed", roster=roster_id)
 
-    async def run_forever(self, report_for: Callable | None = None) -> None:
-        try:
-            await self.delivery.resume_held()
-        except (redis.exceptions.RedisError, OSError) as err:
-            log.error("held_digests_not_resumed", error=str(err))
-        tasks = [self.consume(), self.timers.run(self.on_timer)]
+    async def run_forever(self, restarts: Counter, report_for: Callable | None = None) -> None:
+        """The pager's loops, each supervised: events, wait timers, shift hand-offs."""
+        loops: dict[str, Callable[[], Awaitable[None]]] = {
+            "pager_events": self.consume, "pager_timers": lambda: self.timers.run(self.on_timer)}
         if report_for is not None:
-            tasks.append(self.handoffs(report_for))
+            loops["pager_handoffs"] = lambda: self.handoffs(report_for)
         try:
-            await asyncio.gather(*tasks)
+            await asyncio.gather(*(supervise(name, loop, restarts) for name, loop in loops.items()))
         finally:
             for task in list(self._tasks):
                 task.cancel()

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError, ConfigIssue
-from .target import Model, parse_duration
+from .target import Model, RoundTripDuration, parse_duration
 from .yamlload import load_file
 
 BUILTIN_DIR = Path(__file__).parent / "plans"
@@ -66,12 +66,7 @@ class When(Model):
     unit_all_sites: bool | None = None
     flags_any: tuple[Literal["casualties", "injuries", "property_loss", "loss_of_control"], ...] = ()
     categories: tuple[str, ...] = ()
-    lasting_at_least: float | None = None
-
-    @field_validator("lasting_at_least", mode="before")
-    @classmethod
-    def _dur(cls, v: Any) -> Any:
-        return None if v is None else parse_duration(v)
+    lasting_at_least: RoundTripDuration | None = None
 
 
 class LevelRule(Model):
@@ -132,12 +127,7 @@ class Plan(Model):
     categories: tuple[Category, ...]
     level_rules: tuple[LevelRule, ...]
     clocks: tuple[ClockSpec, ...]
-    reminder_before: float = 300.0
-
-    @field_validator("reminder_before", mode="before")
-    @classmethod
-    def _rem(cls, v: Any) -> Any:
-        return parse_duration(v) if isinstance(v, str) else v
+    reminder_before: RoundTripDuration = 300.0
 
     @model_validator(mode="after")
     def _consistent(self) -> "Plan":
@@ -185,7 +175,7 @@ def load_plan(ref: str) -> Plan:
         base = data.pop("base")
         if base == data.get("id"):
             raise ConfigError([ConfigIssue(str(path), data.line, "base", "a plan cannot be its own base")])
-        inherited = load_plan(base).model_dump(by_alias=True)
+        inherited = load_plan(base).model_dump(mode="json", by_alias=True)
         for key, value in inherited.items():
             data.setdefault(key, value)
     return validate_plan(data, str(path))

@@ -128,7 +128,12 @@ class Router:
                 self._relevel(doc, now, change)
                 return change
 
-            doc, _ = await self.store.update(incident_id, mutate, [a.fingerprint for a, _ in items])
+            try:
+                doc, _ = await self.store.update(incident_id, mutate, [a.fingerprint for a, _ in items])
+            except NotFound:
+                if await self.store.release_dangling(group, incident_id):
+                    log.warning("dangling_claim_repaired", group=group, incident=incident_id)
+                continue
             if doc["status"] != "resolved":
                 return doc["id"]
         raise Conflict(f"could not place alerts of group {group}")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Mapping
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
 _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d|w))+$")
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -22,6 +22,11 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, str) and _DURATION_RE.match(value.strip()):
         return sum(float(n) * _UNIT[u] for n, u in _PART_RE.findall(value.strip()))
     raise ValueError("expected a duration like 10s")
+
+
+def format_duration(seconds: float) -> str:
+    """The inverse of ``parse_duration``: 7200.0 → ``"7200s"``, 0.5 → ``"0.5s"``."""
+    return f"{seconds:.6f}".rstrip("0").rstrip(".") + "s"
 
 
 def parse_hostport(value: Any, default_port: int | None = None) -> str:
@@ -80,6 +85,9 @@ def _http_url(value: Any) -> str:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+# a duration that is written back as ``"7200s"`` when dumped to JSON, so that a model
+# frozen into Redis (a plan inside its incident) validates again when read back
+RoundTripDuration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration, when_used="json")]
 HttpUrl = Annotated[str, BeforeValidator(_http_url)]
 HostPort = Annotated[str, BeforeValidator(parse_hostport)]
 Name = Annotated[str, BeforeValidator(_name)]

@@ -16,12 +16,12 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, appendonly: bool = True):
+    def __init__(self, appendonly: bool = True, port: int | None = None):
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         if not Path(binary).exists():
             raise RuntimeError("redis-server not found: run scripts/setup.sh")
         self.dir = tempfile.mkdtemp(prefix="hallmon-redis-")
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
                       "--save", "", "--appendonly", "yes" if appendonly else "no",

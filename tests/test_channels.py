@@ -203,3 +203,48 @@ async def test_a_robot_error_that_quotes_the_url_does_not_leak_the_token(monkeyp
         await runner.cleanup()
     assert isinstance(err.value, HallmonError) and not err.value.retryable  # 4xx: not worth retrying
     assert "access_token=***" in str(err.value) and "sekrit" not in str(err.value)
+
+
+class RefusingInbox:
+    """An SMTP server that answers every message with a transient 451."""
+
+    def __init__(self):
+        self.attempts = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        self.attempts += 1
+        return "451 4.3.0 mailbox busy, try later"
+
+
+@pytest.mark.parametrize("peer", ["answers 451", "is down"])
+async def test_a_failing_smtp_server_is_retried_then_the_fallback_takes_the_page(peer):
+    """Regression (0.5): EmailSender's error path raised AttributeError, so an SMTP failure
+    skipped the retries and the fallback, and escalation stalled on the e-mail step."""
+    robots = await Robots().start()
+    inbox = RefusingInbox()
+    controller = None
+    if peer == "answers 451":
+        controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+        controller.start()
+        port = controller.port
+    else:
+        port = free_port()  # nothing listens there
+    try:
+        paging = PagingConfig.model_validate({"channels": [
+            {"id": "mail", "type": "email", "to": "lead-a@example.invalid", "smtp": f"127.0.0.1:{port}",
+             "starttls": False, "retries": 2, "backoff": "10ms", "timeout": "2s", "fallback": "hook"},
+            {"id": "hook", "type": "webhook", "url": f"{robots.base}/page"}]})
+        registry = CollectorRegistry()
+        async with aiohttp.ClientSession() as session:
+            delivery = Delivery(paging, session, registry)
+            msg = render("page", "zh", INC, ack_url="http://127.0.0.1:9108/api/v1/incidents/INC/ack?exp=1&sig=x")
+            assert await delivery.send("mail", msg, None) == "fallback"
+        if controller is not None:
+            assert inbox.attempts == 3  # the first try and two retries
+        assert len(robots.received["webhook"]) == 1
+        assert registry.get_sample_value("hallmon_pages_sent_total", {"channel": "mail", "outcome": "failed"}) == 1
+        assert registry.get_sample_value("hallmon_pages_sent_total", {"channel": "hook", "outcome": "sent"}) == 1
+    finally:
+        if controller is not None:
+            controller.stop()
+        await robots.stop()

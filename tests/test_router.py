@@ -8,6 +8,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from monitor.events import EventConsumer
+from monitor.plans import Plan, builtin_ids, load_plan
 from tests.routerkit import TOKENS, alert, auth, make_app
 
 
@@ -336,3 +337,37 @@ async def test_a_person_sets_harm_flags_and_xiamen_grades_by_them(aiohttp_client
     inc = await incident(client, inc_id)
     assert [e["action"] for e in inc["timeline"]].count("flags_set") == 2 and inc["timeline_intact"]
     assert inc["level_history"][-1]["by"] == "测试值班长甲"
+
+
+@pytest.mark.parametrize("plan", builtin_ids())
+def test_every_builtin_plan_survives_its_own_json_round_trip(plan):
+    frozen = load_plan(plan)
+    assert Plan.model_validate(json.loads(json.dumps(frozen.model_dump(mode="json", by_alias=True)))) == frozen
+
+
+@pytest.mark.parametrize("plan", builtin_ids())
+async def test_every_builtin_plan_opens_joins_and_reads_back_an_incident(aiohttp_client, tmp_path, redis_url, plan):
+    """Regression (0.5): the guizhou-tax plan stored `lasting_at_least` as 7200.0, which its
+    own validator refused when read back, so every alert after the first answered 500."""
+    client = await aiohttp_client(make_app(tmp_path, redis_url, plan=plan))
+    status, body = await post_alerts(client, [alert("system.down", "u1a", "u1")])
+    assert status == 200
+    inc_id = body["incidents"][0]
+    status, body = await post_alerts(client, [alert("system.down", "u1b", "u1")])
+    assert status == 200 and body["incidents"] == [inc_id]
+    doc = await incident(client, inc_id)
+    assert doc["sites"] == ["u1a", "u1b"] and doc["plan"] == plan
+    for kind in ("phone", "written", "final"):
+        resp = await client.get(f"/api/v1/incidents/{inc_id}/report?kind={kind}&lang=en", headers=auth())
+        assert resp.status == 200
+
+
+async def test_a_claim_left_without_its_incident_is_repaired_on_the_next_alert(client, redis_url):
+    """A group pointing at an incident that was never written (0.5's split claim and
+    write) must not answer 404 for that fault group for ever."""
+    r = aioredis.from_url(redis_url, decode_responses=True)
+    await r.hset("hallmon:open", "core_system|core", "INC-20260101-0001")
+    status, body = await post_alerts(client, [alert("system.down", "u1a", "u1")])
+    assert status == 200 and body["incidents"][0] != "INC-20260101-0001"
+    assert await r.hget("hallmon:open", "core_system|core") == body["incidents"][0]
+    await r.aclose()

@@ -1,0 +1,49 @@
+"""Supervised background loops (DESIGN.md habit 11).
+
+Every loop the service runs (the probe→router consumer, the pager, the timers, the
+metrics refresh) runs under ``supervise``: whatever it raises is logged with its class,
+counted in ``hallmon_task_restarts_total{task}`` and the loop starts again after a
+backoff. A loop that returns is restarted too: a loop is meant to run until cancelled.
+A crash that repeats the previous one is not logged again (log transitions, not
+repetitions); the counter still counts it.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Awaitable, Callable
+
+import structlog
+from prometheus_client import Counter
+
+log = structlog.get_logger("hallmon.supervise")
+
+
+async def supervise(task: str, loop: Callable[[], Awaitable[None]], restarts: Counter, *,
+                    first_delay: float = 0.1, max_delay: float = 30.0,
+                    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    """Run ``loop()`` until cancelled, restarting it after anything it raises or returns."""
+    delay = first_delay
+    last: tuple[str, str] | None = None
+    counter = restarts.labels(task)
+    while True:
+        started = time.monotonic()
+        try:
+            await loop()
+            crash: tuple[str, str] = ("returned", "")
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # the point of a supervisor: nothing escapes, everything is said
+            crash = (type(err).__name__, str(err))
+            if crash != last:
+                log.error("task_crashed", task=task, error_class=crash[0], error=crash[1], exc_info=err,
+                          restart_in=delay)
+        else:
+            if crash != last:
+                log.error("task_returned", task=task, restart_in=delay)
+        last = crash
+        counter.inc()
+        if time.monotonic() - started > 60:  # it ran a while: a fresh failure, not a crash loop
+            delay = first_delay
+        await sleep(delay)
+        delay = min(delay * 2, max_delay)
