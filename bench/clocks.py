@@ -1,4 +1,4 @@
-"""Durable clocks: 100,000 pending reporting clocks on ``monitor.timers`` (the Lua claim
+"""Durable clocks: 100,000 pending reporting clocks on ``monitor.durable.timers`` (the Lua claim
 with lease that the router's clocks use), fired by two replica processes, one of them
 SIGKILLed mid-run and restarted.
 
@@ -24,7 +24,7 @@ import redis
 import redis.asyncio as aioredis
 
 from bench.common import percentile
-from monitor.timers import Timers
+from monitor.durable.timers import Timers
 from simulators.redisproc import RedisServer
 
 PREFIX = "bench:clocks"
@@ -104,7 +104,7 @@ def main() -> None:
     ap.add_argument("--clocks", type=int, default=100_000)
     ap.add_argument("--window", type=int, default=10_000, help="how many of them fall due during the run")
     ap.add_argument("--spread", type=float, default=20.0, help="seconds over which those fall due")
-    ap.add_argument("--lease", type=float, default=2.0, help="timer lease (the clocks' lease in monitor.app: 2 s)")
+    ap.add_argument("--lease", type=float, default=2.0, help="timer lease (the clocks' lease in monitor.service.app: 2 s)")
     ap.add_argument("--worker")
     ap.add_argument("--name", default="w")
     args = ap.parse_args()

@@ -10,9 +10,9 @@ import time
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.metrics import ReadingSeries
-from monitor.reading import Reading
-from monitor.target import Target
+from monitor.checks.metrics import ReadingSeries
+from monitor.core.reading import Reading
+from monitor.core.target import Target
 from probes.tcp import TcpSpec
 
 FAMILIES = ("hallmon_ups_on_battery", "hallmon_ups_battery_charge_ratio", "hallmon_ups_battery_runtime_seconds")

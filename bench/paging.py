@@ -27,7 +27,7 @@ import aiohttp
 from aiohttp import web
 
 from bench.common import percentile
-from monitor.logs import configure
+from monitor.core.logs import configure
 from simulators.redisproc import RedisServer
 from tests.pagingkit import paging_yaml
 from tests.routerkit import TOKENS, make_app
@@ -120,7 +120,7 @@ async def latency(redis_url: str, tmp: Path, trials: int, interval: float) -> No
             server.close()
             await server.wait_closed()
             t0 = time.monotonic()
-            if not await rx.wait(lambda: len(rx.pages) > seen, timeout=interval + 10):
+            if not await rx.wait(lambda seen=seen: len(rx.pages) > seen, timeout=interval + 10):
                 print(f"  trial {k}: no page within {interval + 10:g} s")
                 continue
             results.append(rx.pages[seen][0] - t0)

@@ -18,10 +18,10 @@ import aiohttp
 from prometheus_client import CollectorRegistry
 
 from bench.common import cpu_seconds, wait_http
-from monitor.checker import Checker
-from monitor.faults import FaultTracker
-from monitor.metrics import ReadingSeries, ServiceMetrics
-from monitor.target import Target
+from monitor.checks.checker import Checker
+from monitor.checks.faults import FaultTracker
+from monitor.checks.metrics import ReadingSeries, ServiceMetrics
+from monitor.core.target import Target
 from probes import PROBES, ProbeContext
 from simulators import upsd as upsd_sim
 from simulators.redisproc import free_port

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from bench.common import percentile
-from monitor.timers import Timers
+from monitor.durable.timers import Timers
 from simulators.redisproc import RedisServer
 from tests.routerkit import TOKENS, make_app
 

@@ -15,11 +15,11 @@ import uvloop
 from prometheus_client import CollectorRegistry
 
 from bench.common import Listeners, percentile, rss_mb
-from monitor.checker import Checker
-from monitor.faults import FaultTracker
-from monitor.metrics import ReadingSeries, ServiceMetrics
-from monitor.scheduler import Scheduler
-from monitor.target import Target
+from monitor.checks.checker import Checker
+from monitor.checks.faults import FaultTracker
+from monitor.checks.metrics import ReadingSeries, ServiceMetrics
+from monitor.checks.scheduler import Scheduler
+from monitor.core.target import Target
 from probes import PROBES, ProbeContext
 from probes.tcp import TcpSpec
 

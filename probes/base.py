@@ -14,8 +14,8 @@ from typing import ClassVar
 
 import aiohttp
 
-from monitor.reading import Reading
-from monitor.target import Target, TargetSpec
+from monitor.core.reading import Reading
+from monitor.core.target import Target, TargetSpec
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ import dns.exception
 import dns.resolver
 from pydantic import Field
 
-from monitor.errors import ProbeConnectError, ProbeTimeout, ProtocolError
-from monitor.reading import Reading
-from monitor.target import HostPort, Target, TargetSpec, split_hostport
+from monitor.core.errors import ProbeConnectError, ProbeTimeout, ProtocolError
+from monitor.core.reading import Reading
+from monitor.core.target import HostPort, Target, TargetSpec, split_hostport
 
 from .base import Probe
 

@@ -17,12 +17,12 @@ from typing import Literal
 
 import aiohttp
 from cryptography import x509
-from yarl import URL
 from pydantic import Field, field_validator
+from yarl import URL
 
-from monitor.errors import ProbeConnectError, ProbeTimeout, ProtocolError
-from monitor.reading import Reading
-from monitor.target import Duration, HttpUrl, Target, TargetSpec
+from monitor.core.errors import ProbeConnectError, ProbeTimeout, ProtocolError
+from monitor.core.reading import Reading
+from monitor.core.target import Duration, HttpUrl, Target, TargetSpec
 
 from .base import Probe
 

@@ -13,9 +13,9 @@ from typing import Literal
 import icmplib
 from pydantic import Field, field_validator
 
-from monitor.errors import ProbeConnectError, ProbeError
-from monitor.reading import Reading
-from monitor.target import Duration, Target, TargetSpec
+from monitor.core.errors import ProbeConnectError, ProbeError
+from monitor.core.reading import Reading
+from monitor.core.target import Duration, Target, TargetSpec
 
 from .base import Probe
 

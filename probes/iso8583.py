@@ -20,9 +20,9 @@ import iso8583
 import iso8583.specs
 from pydantic import Field, field_validator
 
-from monitor.errors import os_reason, PeerError, ProbeConnectError, ProtocolError
-from monitor.reading import Reading
-from monitor.target import Duration, HostPort, Target, TargetSpec, split_hostport
+from monitor.core.errors import PeerError, ProbeConnectError, ProtocolError, os_reason
+from monitor.core.reading import Reading
+from monitor.core.target import Duration, HostPort, Target, TargetSpec, split_hostport
 
 from .base import Probe
 

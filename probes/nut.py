@@ -15,9 +15,9 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator
 
-from monitor.errors import os_reason, PeerError, ProbeConnectError, ProtocolError
-from monitor.reading import Reading
-from monitor.target import Name, Target, TargetSpec, parse_hostport, split_hostport
+from monitor.core.errors import PeerError, ProbeConnectError, ProtocolError, os_reason
+from monitor.core.reading import Reading
+from monitor.core.target import Name, Target, TargetSpec, parse_hostport, split_hostport
 
 from .base import Probe
 from .power import FAULTS, Thresholds, UpsState, assess

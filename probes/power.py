@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from pydantic import Field
 
-from monitor.target import Duration, Model
+from monitor.core.target import Duration, Model
 
 FAULT_TOKENS = frozenset({"ALARM", "OVER", "BYPASS", "RB", "FSD"})
 FAULTS = ("power.on_battery", "power.low_battery", "power.ups_fault", "power.ups_unreachable")

@@ -25,10 +25,10 @@ from typing import Any, Literal
 import aiohttp
 from pydantic import Field, model_validator
 
-from monitor.errors import ProbeConnectError, ProbeTimeout, ProtocolError
-from monitor.hours import is_open, opened_at
-from monitor.reading import Reading
-from monitor.target import Duration, HttpUrl, Model, Target, TargetSpec
+from monitor.core.errors import ProbeConnectError, ProbeTimeout, ProtocolError
+from monitor.core.hours import is_open, opened_at
+from monitor.core.reading import Reading
+from monitor.core.target import Duration, HttpUrl, Model, Target, TargetSpec
 
 from .base import Probe
 

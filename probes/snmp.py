@@ -14,14 +14,26 @@ import time
 from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, model_validator
-from pysnmp.hlapi.v3arch.asyncio import (CommunityData, ContextData, ObjectIdentity, ObjectType, SnmpEngine,
-                                         UdpTransportTarget, UsmUserData, get_cmd, walk_cmd, usmAesCfb128Protocol,
-                                         usmDESPrivProtocol, usmHMACMD5AuthProtocol, usmHMACSHAAuthProtocol)
+from pysnmp.hlapi.v3arch.asyncio import (
+    CommunityData,
+    ContextData,
+    ObjectIdentity,
+    ObjectType,
+    SnmpEngine,
+    UdpTransportTarget,
+    UsmUserData,
+    get_cmd,
+    usmAesCfb128Protocol,
+    usmDESPrivProtocol,
+    usmHMACMD5AuthProtocol,
+    usmHMACSHAAuthProtocol,
+    walk_cmd,
+)
 
-from monitor.errors import PeerError, ProbeTimeout
-from monitor.reading import Reading
-from monitor.secret import SecretEnv, SecretFile
-from monitor.target import Target, TargetSpec, parse_hostport, split_hostport
+from monitor.core.errors import PeerError, ProbeTimeout
+from monitor.core.reading import Reading
+from monitor.core.secret import SecretEnv, SecretFile
+from monitor.core.target import Target, TargetSpec, parse_hostport, split_hostport
 
 from .base import Probe
 from .power import FAULTS, Thresholds, UpsState, assess

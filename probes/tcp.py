@@ -9,12 +9,11 @@ import struct
 import time
 from typing import Literal
 
-from monitor.errors import os_reason, ProbeConnectError
-from monitor.reading import Reading
-from monitor.target import Duration, HostPort, Target, TargetSpec, split_hostport
+from monitor.core.errors import ProbeConnectError, os_reason
+from monitor.core.reading import Reading
+from monitor.core.target import Duration, HostPort, Target, TargetSpec, split_hostport
 
 from .base import Probe
-
 
 _LINGER_RST = struct.pack("ii", 1, 0)
 

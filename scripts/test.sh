@@ -2,6 +2,7 @@
 # Runs the whole test suite. Fails when a test fails, and when no test ran at all.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+.venv/bin/ruff check . || { echo "test.sh: ruff check failed" >&2; exit 1; }
 .venv/bin/python -m pytest -n 2 --durations=15 "$@"
 rc=$?
 if [ $rc -eq 5 ]; then

@@ -123,9 +123,9 @@ async def checker():
     import aiohttp
     from prometheus_client import CollectorRegistry
 
-    from monitor.checker import Checker
-    from monitor.faults import FaultTracker
-    from monitor.metrics import ReadingSeries, ServiceMetrics
+    from monitor.checks.checker import Checker
+    from monitor.checks.faults import FaultTracker
+    from monitor.checks.metrics import ReadingSeries, ServiceMetrics
     from probes import PROBES, ProbeContext
 
     alerts = []

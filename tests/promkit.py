@@ -17,7 +17,7 @@ from typing import Callable
 import aiohttp
 import yaml
 
-from monitor.demo import Devices, PageInbox, demo_config
+from monitor.cli.demo import Devices, PageInbox, demo_config
 from simulators.core import CoreSystem
 from simulators.redisproc import free_port
 from tests.conftest import ServiceProcess

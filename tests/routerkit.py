@@ -7,10 +7,10 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from monitor.app import build_app
-from monitor.config import load_config
-from monitor.metrics import ServiceMetrics
-from monitor.runtime import Runtime
+from monitor.checks.metrics import ServiceMetrics
+from monitor.config.model import load_config
+from monitor.service.app import build_app
+from monitor.service.runtime import Runtime
 from simulators.redisproc import free_port
 
 TOKENS = {"HALLMON_T_ADMIN": "admin-token-0123456789", "HALLMON_T_PORT": "port-token-0123456789",

@@ -2,7 +2,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from monitor.acklink import AckSigner
+from monitor.paging.acklink import AckSigner
 
 
 def _parts(url):

@@ -81,7 +81,7 @@ def test_alert_labels_let_the_router_classify_them():
 
 
 def test_rules_read_only_metrics_hallmon_produces():
-    source = "".join(p.read_text(encoding="utf-8") for d in ("monitor", "probes") for p in (ROOT / d).glob("*.py"))
+    source = "".join(p.read_text(encoding="utf-8") for d in ("monitor", "probes") for p in (ROOT / d).rglob("*.py"))
     used = set()
     for rule in rules():
         used |= set(re.findall(r"\bhallmon_[a-z_]+", rule["expr"]))

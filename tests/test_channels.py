@@ -10,9 +10,9 @@ import trustme
 from aiosmtpd.controller import Controller
 from prometheus_client import CollectorRegistry
 
-from monitor.channels import Delivery, cut_utf8
-from monitor.messages import render
-from monitor.paging_config import PagingConfig
+from monitor.config.paging import PagingConfig
+from monitor.paging.channels import Delivery, cut_utf8
+from monitor.paging.messages import render
 from simulators.redisproc import free_port
 from tests.robots import Robots
 
@@ -178,7 +178,7 @@ clocks:
 async def test_a_robot_error_that_quotes_the_url_does_not_leak_the_token(monkeypatch):
     from aiohttp import web
 
-    from monitor.errors import ChannelError, HallmonError
+    from monitor.core.errors import ChannelError, HallmonError
 
     monkeypatch.setenv("HALLMON_T_DING_TOKEN", "ding-token-sekrit")
     monkeypatch.setenv("HALLMON_T_DING_SECRET", "SEC-sekrit")

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 import redis
 
-from monitor import keys
+from monitor.service import keys
 from tests.routerkit import TOKENS, alert, auth, make_app
 
 PLAN = """\

@@ -6,10 +6,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from structlog.testing import capture_logs
 
-from monitor.clocks import clocks_for, due_time
-from monitor.incidents import RETENTION
-from monitor.plans import load_plan
-from monitor.workdays import WorkCalendar
+from monitor.core.workdays import WorkCalendar
+from monitor.incidents.store import RETENTION
+from monitor.plans.clocks import clocks_for, due_time
+from monitor.plans.model import load_plan
 
 TZ = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 25, 9, 7, tzinfo=TZ)  # a Wednesday
@@ -126,7 +126,7 @@ def test_records_are_kept_three_years():
 
 
 def test_every_builtin_plan_rule_cites_its_article():
-    from monitor.plans import builtin_ids
+    from monitor.plans.model import builtin_ids
 
     for plan_id in builtin_ids():
         plan = load_plan(plan_id)

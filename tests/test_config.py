@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from monitor.config import Secret, SecretEnv, SecretFile, load_config
-from monitor.errors import ConfigError
-from monitor.target import parse_duration, parse_hostport
+from monitor.config.model import Secret, SecretEnv, SecretFile, load_config
+from monitor.core.errors import ConfigError
+from monitor.core.target import parse_duration, parse_hostport
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -119,7 +119,7 @@ async def test_every_panel_query_returns_data_from_a_real_prometheus(tmp_path, r
         await tls_runner.cleanup()
 
 
-async def panels_have_data(queries: list[tuple[str, str, str]], watched: "Hall") -> None:
+async def panels_have_data(queries: list[tuple[str, str, str]], watched) -> None:
     from tests.promkit import PrometheusServer
 
     async with watched as hall:

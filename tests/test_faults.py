@@ -1,9 +1,9 @@
 """Fault tracker: hysteresis, startsAt = first failing reading, transitions logged once."""
 from structlog.testing import capture_logs
 
-from monitor.faults import FaultTracker
-from monitor.reading import Reading
-from monitor.target import Target
+from monitor.checks.faults import FaultTracker
+from monitor.core.reading import Reading
+from monitor.core.target import Target
 from probes.tcp import TcpSpec
 
 

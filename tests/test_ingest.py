@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.alert import Alert, fingerprint
-from monitor.ingest import BadInput, parse_list, parse_webhook
+from monitor.core.alert import Alert, fingerprint
+from monitor.service.ingest import BadInput, parse_list, parse_webhook
 
 label_names = st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,12}", fullmatch=True)
 labels = st.dictionaries(label_names, st.text(max_size=20), min_size=1, max_size=6)

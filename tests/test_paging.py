@@ -49,7 +49,7 @@ async def open_incident(client, fault="pos.link_down", site="u2a", unit="u2"):
 
 def on_duty_now():
     """Who the fictitious roster puts on duty right now (duty chief, duty leader)."""
-    from monitor.config import load_config  # noqa: F401  (the roster logic is tested in test_rosters)
+    from monitor.config.model import load_config  # noqa: F401  (the roster logic is tested in test_rosters)
     start = datetime(2026, 11, 2, 0, 30, tzinfo=timezone.utc)  # 08:30 Asia/Shanghai
     days = int((datetime.now(timezone.utc) - start).total_seconds() // 86400)
     return ("duty-a", "duty-b")[days % 2], ("lead-a", "lead-b")[(days // 7) % 2]
@@ -134,9 +134,9 @@ async def test_rate_limit_turns_thirty_pages_into_twenty_and_a_digest(robots):
     import aiohttp
     from prometheus_client import CollectorRegistry
 
-    from monitor.channels import Delivery
-    from monitor.messages import render
-    from monitor.paging_config import PagingConfig
+    from monitor.config.paging import PagingConfig
+    from monitor.paging.channels import Delivery
+    from monitor.paging.messages import render
 
     paging = PagingConfig.model_validate({"channels": [{
         "id": "lead-dingtalk", "type": "dingtalk", "url": f"{robots.base}/robot/send",
@@ -187,8 +187,8 @@ async def test_a_mark_left_sending_by_a_killed_process_is_resent_and_a_sent_one_
         aiohttp_client, tmp_path, redis_url, robots):
     import redis.asyncio as aioredis
 
-    from monitor import keys
-    from monitor.events import IncidentEvent
+    from monitor.durable.events import IncidentEvent
+    from monitor.service import keys
 
     app = make_app(tmp_path, redis_url, extra=hook(robots, wait="30s"))
     client = await aiohttp_client(app)
@@ -198,11 +198,12 @@ async def test_a_mark_left_sending_by_a_killed_process_is_resent_and_a_sent_one_
     [key] = [k for k in await r.keys("hallmon:paging:sent:*")]
     assert (await r.get(key)).startswith("sent")
     # replay the opened event: the page is marked sent, nothing goes out again
-    from monitor.pager import Pager, public_base
-    from monitor.rosters import Rosters
-    from monitor.channels import Delivery
-    from prometheus_client import CollectorRegistry
     import aiohttp
+    from prometheus_client import CollectorRegistry
+
+    from monitor.paging.channels import Delivery
+    from monitor.paging.pager import Pager, public_base
+    from monitor.paging.rosters import Rosters
     rt = app[keys.RUNTIME]
     async with aiohttp.ClientSession() as session:
         pager = Pager(r, lambda: rt.config, Delivery(rt.config.paging, session, CollectorRegistry()),
@@ -234,11 +235,11 @@ async def test_redelivered_events_neither_skip_a_wait_nor_page_twice(aiohttp_cli
     import redis.asyncio as aioredis
     from prometheus_client import CollectorRegistry
 
-    from monitor import keys
-    from monitor.channels import Delivery
-    from monitor.events import IncidentEvent
-    from monitor.pager import Pager, public_base
-    from monitor.rosters import Rosters
+    from monitor.durable.events import IncidentEvent
+    from monitor.paging.channels import Delivery
+    from monitor.paging.pager import Pager, public_base
+    from monitor.paging.rosters import Rosters
+    from monitor.service import keys
 
     app = make_app(tmp_path, redis_url, extra=hook(robots, wait="30s"))
     client = await aiohttp_client(app)
@@ -294,7 +295,7 @@ async def test_pages_to_one_person_within_the_batch_window_go_as_one_message(
 def test_batch_window_is_bounded():
     from pydantic import ValidationError
 
-    from monitor.paging_config import PagingConfig
+    from monitor.config.paging import PagingConfig
 
     with pytest.raises(ValidationError):
         PagingConfig.model_validate({"batch_window": "1m"})
@@ -361,9 +362,9 @@ async def test_two_replicas_share_a_robots_rate_limit_and_a_held_digest_survives
     import redis.asyncio as aioredis
     from prometheus_client import CollectorRegistry
 
-    from monitor.channels import Delivery
-    from monitor.messages import render
-    from monitor.paging_config import PagingConfig
+    from monitor.config.paging import PagingConfig
+    from monitor.paging.channels import Delivery
+    from monitor.paging.messages import render
 
     paging = PagingConfig.model_validate({"channels": [{
         "id": "lead-dingtalk", "type": "dingtalk", "url": f"{robots.base}/robot/send",

@@ -5,13 +5,13 @@ import ssl
 from datetime import datetime, timedelta, timezone
 
 import dns.message
-import pytest
 import dns.rcode
 import dns.rrset
+import pytest
 import trustme
 from aiohttp import web
 
-from monitor.target import Target
+from monitor.core.target import Target
 from probes import PROBES
 from probes.icmp import judge, packet_wait
 

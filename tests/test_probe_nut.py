@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.target import Target
+from monitor.core.target import Target
 from probes import PROBES
 from probes.nut import NutSyntaxError, parse_var_list, quote, split_words
 from simulators import upsd as upsd_sim

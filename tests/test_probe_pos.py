@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.target import Target
+from monitor.core.target import Target
 from probes import PROBES
 from probes.iso8583 import FramingError, frame, parse_length, read_frame
 from simulators.acquirer import Acquirer

@@ -5,8 +5,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitor.hours import is_open
-from monitor.target import Hours, Target
+from monitor.core.hours import is_open
+from monitor.core.target import Hours, Target
 from probes import PROBES
 from simulators.queue import QueueSystem
 

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from monitor.target import Target
+from monitor.core.target import Target
 from probes import PROBES
 from simulators import snmpd as snmpd_sim
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from monitor.redisconn import SentinelURL, parse_sentinel
+from monitor.durable.connection import SentinelURL, parse_sentinel
 from simulators.redisproc import RedisServer, free_port
 from tests.conftest import HALLMON, write_config
 

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitor.paging_config import PagingConfig
-from monitor.rosters import Rosters
+from monitor.config.paging import PagingConfig
+from monitor.paging.rosters import Rosters
 from tests.conftest import ROOT
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -78,8 +78,8 @@ def test_schedule_lists_every_shift_in_order(rosters):
 
 
 def test_bad_rosters_are_config_errors(tmp_path):
-    from monitor.config import load_config
-    from monitor.errors import ConfigError
+    from monitor.config.model import load_config
+    from monitor.core.errors import ConfigError
 
     head = "organisation: {name: t, units: [{id: u, name: U, sites: [{id: s, name: S}]}]}\n"
     cfg = tmp_path / "h.yml"

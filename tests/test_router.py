@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import redis.asyncio as aioredis
 
-from monitor.events import EventConsumer
-from monitor.plans import Plan, builtin_ids, load_plan
+from monitor.durable.events import EventConsumer
+from monitor.plans.model import Plan, builtin_ids, load_plan
 from tests.routerkit import TOKENS, alert, auth, make_app
 
 
@@ -207,7 +207,7 @@ async def test_tokens_scopes_and_unit_limits(client):
 
 
 async def test_ack_by_token_and_by_signed_link(client):
-    from monitor import keys
+    from monitor.service import keys
 
     _, body = await post_alerts(client, [alert("power.on_battery", "u3a", "u3")])
     inc_id = body["incidents"][0]

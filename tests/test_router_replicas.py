@@ -2,7 +2,6 @@
 (two Alertmanagers, one per replica): still one incident per fault, each alert counted
 once, one ``opened`` event."""
 import asyncio
-import json
 from datetime import datetime, timedelta, timezone
 
 import pytest

@@ -4,9 +4,9 @@ import time
 
 from prometheus_client import CollectorRegistry
 
-from monitor.metrics import ServiceMetrics
-from monitor.scheduler import Scheduler
-from monitor.target import Target
+from monitor.checks.metrics import ServiceMetrics
+from monitor.checks.scheduler import Scheduler
+from monitor.core.target import Target
 from probes.tcp import TcpSpec
 
 

@@ -11,8 +11,8 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.config import load_config
-from monitor.runtime import Shard
+from monitor.config.model import load_config
+from monitor.service.runtime import Shard
 from simulators.redisproc import free_port
 from tests.conftest import ROOT, write_config
 

@@ -13,11 +13,10 @@ import pytest
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
-from monitor import keys
-from monitor.channels import Delivery
-from monitor.pager import Pager, public_base
-from monitor.rosters import Rosters
-
+from monitor.paging.channels import Delivery
+from monitor.paging.pager import Pager, public_base
+from monitor.paging.rosters import Rosters
+from monitor.service import keys
 from tests.conftest import ROOT
 from tests.pagingkit import paging_yaml
 from tests.robots import Robots

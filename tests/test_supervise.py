@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from monitor import keys
-from monitor.alert import Alert
-from monitor.supervise import supervise
+from monitor.core.alert import Alert
+from monitor.core.supervise import supervise
+from monitor.service import keys
 from simulators.redisproc import RedisServer, free_port
 from tests.pagingkit import paging_yaml
 from tests.robots import Robots

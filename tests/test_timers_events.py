@@ -4,8 +4,8 @@ import time
 
 import redis.asyncio as aioredis
 
-from monitor.events import EventConsumer, IncidentEvent, publish
-from monitor.timers import Timers
+from monitor.durable.events import EventConsumer, IncidentEvent, publish
+from monitor.durable.timers import Timers
 
 
 async def test_due_timers_are_claimed_once_across_two_replicas(redis_url):

@@ -1,0 +1,1 @@
+"""Scheduler, checker, fault tracker, reading series for /metrics."""

@@ -1,0 +1,1 @@
+"""The `hallmon` commands and the demo."""

@@ -1,0 +1,278 @@
+"""``hallmon demo``: a simulated hall and port on loopback, the whole chain running,
+and a scripted fault scenario narrated in the terminal: what failed, which level and
+why, which clocks started and when they are due, who was paged. Then it keeps serving
+``/metrics`` and the API so a person can look. Needs only the package and a
+``redis-server`` binary."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import tempfile
+import textwrap
+
+import aiohttp
+from aiohttp import web
+
+from monitor.service.serve import serve
+from simulators.acquirer import Acquirer
+from simulators.core import CoreSystem
+from simulators.nutserver import NutServer
+from simulators.queue import QueueSystem
+from simulators.redisproc import RedisServer, free_port
+
+
+def demo_config(redis_url: str, listen: str, hall_url: str, port_url: str, tcp_port: int, pager_url: str,
+                nut: str, queue_url: str, acquirer: str) -> str:
+    idle_units = "\n".join(f"    - {{id: demo-unit-{i}, name: 演示隶属海关{i}, sites: [{{id: demo-site-{i}, name: 演示现场{i}}}]}}"
+                           for i in (3, 4, 5))
+    return textwrap.dedent(f"""\
+        # written by hallmon demo: a simulated hall and port, all on loopback; people are fictitious
+        service: {{listen: "{listen}", redis_url: "{redis_url}", timezone: Asia/Shanghai}}
+        plan: shenzhen-customs
+        api:
+          link_secret_env: HALLMON_DEMO_LINK_SECRET
+          tokens:
+            - {{name: demo, secret_env: HALLMON_DEMO_TOKEN, scopes: [alerts:write, incidents:read, incidents:write]}}
+        organisation:
+          name: 演示海关 (demo)
+          units:
+            - id: demo-hall-unit
+              name: 演示一关
+              sites:
+                - id: demo-hall
+                  name: 演示通关大厅
+                  uplinks: [demo-hall-uplink]
+                  targets:
+                    - {{name: demo-hall-uplink, kind: net.tcp, address: "127.0.0.1:{tcp_port}", interval: 1s, timeout: 1s}}
+                    - {{name: demo-hall-h2000, kind: system.http, url: "{hall_url}", interval: 1s, timeout: 1s}}
+                    - {{name: demo-hall-ups, kind: ups.nut, address: "{nut}", ups: hall-ups, interval: 1s, timeout: 1s}}
+                    - {{name: demo-hall-queue, kind: queue.http, url: "{queue_url}", interval: 1s, timeout: 1s}}
+                  hours: {{open: "00:00", close: "23:59", working_days: false}}  # the demo hall never closes
+                - {{id: demo-hall-annex, name: 演示一关业务二科}}
+            - id: demo-port-unit
+              name: 演示口岸海关
+              sites:
+                - id: demo-port
+                  name: 演示口岸查验现场
+                  targets:
+                    - {{name: demo-port-h2000, kind: system.http, url: "{port_url}", interval: 1s, timeout: 1s}}
+                    - {{name: demo-port-pos, kind: pos.iso8583, address: "{acquirer}", interval: 1s, timeout: 1s}}
+                - {{id: demo-port-annex, name: 演示口岸业务科}}
+        """).rstrip() + "\n" + idle_units + "\n" + textwrap.dedent(f"""\
+        paging:
+          people:
+            - {{id: duty-a, name: 演示值班长甲, channels: [pager]}}
+            - {{id: duty-b, name: 演示值班长乙, channels: [pager]}}
+            - {{id: lead-a, name: 演示值班领导甲, channels: [pager]}}
+          channels:
+            - {{id: pager, type: webhook, url: "{pager_url}"}}
+          rosters:
+            - id: hall-duty
+              layers:
+                - {{id: duty_chief, members: [duty-a, duty-b], rotation: {{every: 1d, handoff: "08:30", start: 2026-11-02}}}}
+                - {{id: duty_leader, members: [lead-a], rotation: {{every: 7d, handoff: "08:30", start: 2026-11-02}}}}
+          policies:
+            - id: default
+              steps:
+                - {{notify: {{roster: hall-duty, layer: duty_chief}}}}
+                - {{wait: 8s}}
+                - {{notify: {{roster: hall-duty, layer: duty_leader}}}}
+        """)
+
+
+def say(text: str) -> None:
+    print(f"\n\033[1m[demo] {text}\033[0m", flush=True)
+
+
+class PageInbox:
+    """The duty officers' phones: a local webhook receiver that prints every page."""
+
+    def __init__(self) -> None:
+        self.pages: list[dict] = []
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/page", self.receive)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}/page"
+
+    async def receive(self, request: web.Request) -> web.Response:
+        page = await request.json()
+        self.pages.append(page)
+        who = page["recipient"]["name"] if page.get("recipient") else "-"
+        print(f"    📟 page to {who} (step {page['step'] + 1}, {page['kind']}): {page['title']}", flush=True)
+        return web.json_response({"ok": True})
+
+    async def stop(self) -> None:
+        if self.runner:
+            await self.runner.cleanup()
+
+
+async def scenario(base: str, token: str, hall: CoreSystem, port: CoreSystem, inbox: PageInbox,
+                   duration: float | None, devices: "Devices") -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async with aiohttp.ClientSession(headers=headers) as s:
+        async def incidents() -> list[dict]:
+            async with s.get(f"{base}/api/v1/incidents") as r:
+                return (await r.json())["incidents"]
+
+        async def wait_incident(pred, timeout: float = 10.0) -> dict | None:
+            for _ in range(int(timeout * 10)):
+                for inc in await incidents():
+                    if pred(inc):
+                        return inc
+                await asyncio.sleep(0.1)
+            return None
+
+        def show(inc: dict) -> None:
+            d = inc["decision"]
+            f = d.get("facts", {})
+            print(f"    incident {inc['id']}: level {inc['level']} ({inc['level_name']}), {inc['category']}/{inc['system']}, "
+                  f"sites {inc['sites']}")
+            print(f"    why: rule {d['rule']} [{d['source']}] — {f.get('units_affected')}/{f.get('units_total')} units "
+                  f"({f.get('units_share', 0):.0%}), whole units {f.get('units_whole')}")
+            for c in inc["clocks"]:
+                print(f"    clock {c['id']:<16} {c['title']:<22} due {c['due_at']}  [{c['source']}]  ({c['status']})")
+
+        say(f"hallmon serves {base}/metrics and {base}/api/v1/targets; plan: shenzhen-customs; 5 units")
+        await asyncio.sleep(2.5)
+        say("mains lost at the clearance hall: the UPS takes over on battery")
+        devices.nut.set("hall-ups", ups_status="OB DISCHRG", battery_charge="64", battery_runtime="1100",
+                        input_voltage="0")
+        inc = await wait_incident(lambda i: i["category"] == "power")
+        if inc:
+            show(inc)
+        say("the battery runs low")
+        devices.nut.set("hall-ups", ups_status="OB LB DISCHRG", battery_charge="12", battery_runtime="180")
+        inc = await wait_incident(lambda i: "power.low_battery" in i.get("faults", []))
+        if inc:
+            print(f"    incident {inc['id']} now has faults {inc['faults']} (one incident, not two)")
+        say("the POS link to the bank at the port is refused: the acquirer answers DE 39 = 91")
+        devices.acquirer.mode = "decline"
+        inc = await wait_incident(lambda i: i["category"] == "pos")
+        if inc:
+            show(inc)
+        say("the hall's queue congests: 100 people waiting")
+        devices.queue.arrive(97)
+        inc = await wait_incident(lambda i: i["category"] == "congestion")
+        if inc:
+            show(inc)
+        devices.nut.set("hall-ups", ups_status="OL CHRG", battery_charge="15", battery_runtime="300",
+                        input_voltage="229")
+        devices.acquirer.mode = "ok"
+        devices.queue.waiting = 4
+        say("fault 1: the H2000 core system at the clearance hall answers HTTP 503")
+        hall.mode = "error"
+        inc = await wait_incident(lambda i: i["category"] == "core_system")
+        if inc:
+            show(inc)
+        await asyncio.sleep(1.5)
+        say("fault 2: the core system at the port inspection site fails too: a second unit is hit")
+        port.mode = "error"
+        inc = await wait_incident(lambda i: i["category"] == "core_system" and i["level"] <= 2)
+        if inc:
+            show(inc)
+            say("the duty chief acknowledges with the signed link in the page (no token needed)")
+            link = next((p["ack_url"] for p in inbox.pages if p.get("ack_url")), None)
+            if link:
+                async with aiohttp.ClientSession() as anon, anon.post(link, json={"by": "演示值班长甲"}) as r:
+                    print(f"    ack: HTTP {r.status}, status {(await r.json()).get('status')}")
+        await asyncio.sleep(1.0)
+        say("both systems recover; the incident shows recovered until a person resolves it")
+        hall.mode = port.mode = "ok"
+        inc = await wait_incident(lambda i: i["category"] == "core_system" and i.get("recovered"))
+        if inc:
+            async with s.post(f"{base}/api/v1/incidents/{inc['id']}/reports/phone-report",
+                              json={"by": "演示值班长甲", "note": "已电话报告单位领导和应急办公室"}) as r:
+                print(f"    phone report filed: HTTP {r.status}")
+            async with s.post(f"{base}/api/v1/incidents/{inc['id']}/resolve",
+                              json={"by": "演示值班长甲", "result": "H2000 恢复，业务正常"}) as r:
+                done = await r.json()
+            print("    resolved; clocks now: " + ", ".join(f"{c['id']}={c['status']}" for c in done["clocks"]))
+            say("the phone report draft (Shenzhen 4.3.2, six elements), pre-filled:")
+            async with s.get(f"{base}/api/v1/incidents/{inc['id']}/report?kind=phone") as r:
+                print(textwrap.indent(await r.text(), "    "))
+        if duration is None:
+            say(f"scenario done; still serving {base} (token in $HALLMON_DEMO_TOKEN of this process). Ctrl-C stops.")
+            print(f"    try: curl -H 'Authorization: Bearer {token}' {base}/api/v1/incidents", flush=True)
+            await asyncio.Event().wait()
+        await asyncio.sleep(max(0.0, duration - 20))
+
+
+class Devices:
+    """The simulated devices of the demo hall and port."""
+
+    def __init__(self) -> None:
+        self.nut = NutServer({"hall-ups": {"ups.status": "OL", "battery.charge": "100", "battery.runtime": "2400",
+                                           "ups.load": "31", "input.voltage": "229", "device.model": "演示 UPS 10kVA"}})
+        self.queue = QueueSystem()
+        self.acquirer = Acquirer()
+
+    async def start(self) -> None:
+        await self.nut.start()
+        await self.queue.start()
+        await self.acquirer.start()
+
+    async def stop(self) -> None:
+        for device in (self.nut, self.queue, self.acquirer):
+            await device.stop()
+
+
+async def run_demo(duration: float | None) -> None:
+    token = secrets.token_hex(16)
+    os.environ["HALLMON_DEMO_TOKEN"] = token
+    os.environ["HALLMON_DEMO_LINK_SECRET"] = secrets.token_hex(32)
+    with RedisServer(appendonly=False) as redis:
+        hall, port, inbox, devices = CoreSystem("H2000"), CoreSystem("H2000-port"), PageInbox(), Devices()
+        await devices.start()
+        await hall.start()
+        await port.start()
+        await inbox.start()
+        listener = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+        tcp_port = listener.sockets[0].getsockname()[1]
+        listen = os.environ.get("HALLMON_DEMO_LISTEN", f"127.0.0.1:{free_port()}")
+        with tempfile.TemporaryDirectory(prefix="hallmon-demo-") as tmp:
+            path = os.path.join(tmp, "demo.yml")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(demo_config(redis.url, listen, hall.url, port.url, tcp_port, inbox.url, devices.nut.address,
+                                    devices.queue.url, devices.acquirer.address))
+            started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            server = asyncio.create_task(serve(path, "0/1", ready=started.set_result))
+            try:
+                await asyncio.wait([started, server], return_when=asyncio.FIRST_COMPLETED)
+                if not started.done():
+                    await server  # it ended before listening: raise its error
+                base = started.result()
+                await scenario(base, token, hall, port, inbox, duration, devices)
+            finally:
+                server.cancel()
+                await asyncio.gather(server, return_exceptions=True)
+                listener.close()
+                for sim in (hall, port):
+                    await sim.stop()
+                await inbox.stop()
+                await devices.stop()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        asyncio.run(run_demo(args.duration))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="a simulated hall and port with a scripted fault scenario")
+    p.add_argument("--duration", type=float, default=None,
+                   help="stop after this many seconds (default: keep serving)")
+    p.set_defaults(func=cmd_demo)
+

@@ -1,0 +1,311 @@
+"""``hallmon incidents …``, ``hallmon plan …`` and ``hallmon drill …``.
+
+``incidents`` and ``drill`` are clients of a running service's API (``--url``, default
+``$HALLMON_URL`` or http://127.0.0.1:9108; ``--token``, default ``$HALLMON_TOKEN``).
+``plan show`` and ``plan explain`` need no service and no Redis.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from monitor.config.model import load_config
+from monitor.core.errors import ConfigError
+from monitor.core.workdays import WorkCalendar
+from monitor.plans.clocks import clocks_for
+from monitor.plans.levels import OrgView, decide, facts
+from monitor.plans.model import load_plan
+from monitor.service.ingest import BadInput, parse_list, parse_webhook
+
+SCENARIOS = {  # drill scenario → the fault it simulates
+    "power": "power.on_battery", "low-battery": "power.low_battery", "pos": "pos.link_down",
+    "queue": "queue.down", "congestion": "queue.congested", "system": "system.down", "network": "network.down",
+}
+
+
+class ApiError(Exception):
+    pass
+
+
+def call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
+    url = args.url.rstrip("/") + path
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    if args.token:
+        req.add_header("Authorization", f"Bearer {args.token}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            raw = resp.read()
+            return json.loads(raw) if resp.headers.get_content_type() == "application/json" else raw.decode()
+    except urllib.error.HTTPError as err:
+        try:
+            detail = json.loads(err.read())
+            raise ApiError(f"{err.code} {detail.get('error')}: {detail.get('detail')}") from None
+        except ValueError:
+            raise ApiError(f"{err.code} {err.reason}") from None
+    except urllib.error.URLError as err:
+        raise ApiError(f"cannot reach {args.url}: {err.reason}") from None
+
+
+def _row(i: dict) -> str:
+    due = [c for c in i["clocks"] if c["status"] == "pending"]
+    nxt = min(due, key=lambda c: c["due_at"]) if due else None
+    flags = "".join(f for f, on in (("D", i.get("drill")), ("M", i.get("maintenance")), ("U", i.get("unmapped")),
+                                    ("R", i.get("recovered"))) if on) or "-"
+    return (f"{i['id']:<20} L{i['level']} {i['status']:<12} {flags:<4} {i['category']:<12} "
+            f"{','.join(i['sites']):<24} {i['detected_at']}  next: "
+            f"{nxt['id'] + ' ' + nxt['due_at'] if nxt else '-'}")
+
+
+def cmd_incidents(args: argparse.Namespace) -> int:
+    try:
+        if args.action == "list":
+            q = {k: v for k in ("status", "level", "site", "unit", "since") if (v := getattr(args, k))}
+            data = call(args, "GET", "/api/v1/incidents?" + urllib.parse.urlencode(q))
+            if args.json:
+                print(json.dumps(data["incidents"], ensure_ascii=False, indent=2))
+            else:
+                for inc in data["incidents"]:
+                    print(_row(inc))
+            return 0
+        if args.action == "export":
+            since = args.since or "1970-01-01T00:00:00+00:00"
+            out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+            offset, seen = 0, set()
+            while offset is not None:  # every incident, page by page, oldest first
+                data = call(args, "GET", "/api/v1/incidents?" + urllib.parse.urlencode(
+                    {"since": since, "order": "oldest", "limit": args.page, "offset": offset}))
+                for inc in data["incidents"]:
+                    if inc["id"] not in seen:
+                        seen.add(inc["id"])
+                        full = call(args, "GET", f"/api/v1/incidents/{inc['id']}")
+                        out.write(json.dumps(full, ensure_ascii=False) + "\n")
+                offset = data.get("next_offset")
+            if args.output:
+                out.close()
+            return 0
+        path = f"/api/v1/incidents/{urllib.parse.quote(args.id, safe='')}"
+        if args.action == "show":
+            data = call(args, "GET", path)
+        elif args.action == "draft":
+            data = call(args, "GET", f"{path}/report?kind={args.kind}&lang={args.lang}")
+        elif args.action == "ack":
+            data = call(args, "POST", f"{path}/ack", {"by": args.by})
+        elif args.action == "report":
+            body = {"by": args.by, **({"note": args.note} if args.note else {}), **({"at": args.at} if args.at else {})}
+            data = call(args, "POST", f"{path}/reports/{args.clock}", body)
+        elif args.action == "level":
+            data = call(args, "POST", f"{path}/level", {"level": args.level, "by": args.by, "reason": args.reason})
+        else:  # resolve
+            data = call(args, "POST", f"{path}/resolve",
+                        {"by": args.by, "result": args.result, **({"at": args.at} if args.at else {})})
+    except ApiError as err:
+        print(f"hallmon incidents: {err}", file=sys.stderr)
+        return 1
+    if isinstance(data, str):
+        print(data)
+    elif args.json or args.action == "show":
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        print(_row(data))
+    return 0
+
+
+def cmd_plan_show(args: argparse.Namespace) -> int:
+    try:
+        plan = load_plan(args.name)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 1
+    lang = args.lang
+    print(f"{plan.id}: {plan.name.get(lang)}")
+    if plan.summary:
+        print(f"  hallmon's reading: {plan.summary}")
+    print("levels:")
+    for lv in plan.levels:
+        print(f"  {lv.id} {lv.name.get(lang)}")
+    print("level rules (first match wins):")
+    for r in plan.level_rules:
+        cond = ", ".join(f"{k}={v}" for k, v in r.when.model_dump(exclude_defaults=True).items()) or "otherwise"
+        print(f"  L{r.level} {r.id:<24} when {cond}  [{r.source}]" + (f"  note: {r.note}" if r.note else ""))
+    print("categories:")
+    for c in plan.categories:
+        print(f"  {c.id:<14} faults {','.join(c.faults):<30} group {c.group:<12} to {','.join(c.audience.to)}  [{c.source}]")
+    print("clocks:")
+    for c in plan.clocks:
+        levels = ",".join(map(str, c.levels))
+        cats = f" categories {','.join(c.categories)}" if c.categories else ""
+        print(f"  {c.id:<22} {c.title.get(lang)}: {c.from_} + {c.due} (levels {levels}{cats})  [{c.source}]"
+              + (f"  note: {c.note}" if c.note else ""))
+    return 0
+
+
+def explain(plan_ref: str, alerts_json: Any, cfg: Any | None, resolved_at: datetime | None) -> list[dict]:
+    """The level, the trace and every clock for a set of alerts: what the router would do."""
+    plan = load_plan(plan_ref)
+    alerts = parse_webhook(alerts_json) if isinstance(alerts_json, dict) else parse_list(alerts_json)
+    if cfg is not None:
+        org = OrgView.from_config(cfg)
+        tz = cfg.site_timezone("")
+    else:  # no config: the units and sites the alerts name are the whole organisation
+        sites: dict[str, set] = defaultdict(set)
+        for a in alerts:
+            sites[a.labels.get("unit", "?")].add(a.labels.get("site", "?"))
+        org = OrgView(unit_sites={u: frozenset(s) for u, s in sites.items()})
+        tz = ZoneInfo("Asia/Shanghai")
+    groups: dict[tuple, list] = defaultdict(list)
+    for a in alerts:
+        cat = plan.category_for(a.labels.get("cause") or a.labels.get("fault"))
+        groups[(cat.id if cat else "other", a.labels.get("system", "unknown"))].append(a)
+    out = []
+    now = datetime.now(timezone.utc)
+    for (category, system), items in groups.items():
+        firing = [a for a in items if a.resolved_at(now) is None] or items
+        detected = min(a.starts_at for a in firing)
+        f = facts(org, category, {a.labels.get("unit") for a in firing} - {None},
+                  {a.labels.get("site") for a in firing} - {None}, (now - detected).total_seconds(), [])
+        d = decide(plan, f)
+        clocks = clocks_for(plan.clocks, d.level, category, set(), detected, detected, tz, WorkCalendar(), resolved_at)
+        out.append({"category": category, "system": system, "detected_at": detected.isoformat(),
+                    "level": d.level, "level_name": plan.level_name(d.level), "decision": d.to_json(),
+                    "clocks": clocks})
+    return out
+
+
+def cmd_plan_explain(args: argparse.Namespace) -> int:
+    try:
+        with open(args.alerts, encoding="utf-8") as f:
+            data = json.load(f)
+        cfg = load_config(args.config) if args.config else None
+        resolved = datetime.fromisoformat(args.resolved_at) if args.resolved_at else None
+        result = explain(args.plan, data, cfg, resolved)
+    except (OSError, ValueError, BadInput, ConfigError) as err:
+        print(f"hallmon plan explain: {err}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return 0
+    for inc in result:
+        d = inc["decision"]
+        print(f"incident {inc['category']}/{inc['system']}: level {inc['level']} ({inc['level_name']}), "
+              f"detected {inc['detected_at']}")
+        print(f"  rule {d['rule']} [{d['source']}]" + (f" note: {d['note']}" if d["note"] else ""))
+        fx = d["facts"]
+        print(f"  facts: units {fx['units']} ({fx['units_affected']}/{fx['units_total']} = {fx['units_share']:.0%}), "
+              f"sites {fx['sites']}, whole units {fx['units_whole']}, head office {fx['head_office_units']}")
+        for c in inc["clocks"]:
+            print(f"  clock {c['id']:<22} due {c['due_at']}{' (estimated)' if c['estimated'] else ''}  "
+                  f"{c['title']}  [{c['source']}]")
+    return 0
+
+
+def cmd_drill(args: argparse.Namespace) -> int:
+    now = datetime.now(timezone.utc).isoformat()
+    try:
+        if args.scenario in SCENARIOS:
+            fault = SCENARIOS[args.scenario]
+            alert = {"labels": {"alertname": "HallmonDrill", "fault": fault, "site": args.site,
+                                "target": f"drill-{args.scenario}", "drill": "true",
+                                **({"unit": args.unit} if args.unit else {})},
+                     "annotations": {"summary": f"演练 / drill: {fault} at {args.site}"}, "startsAt": now}
+            data = call(args, "POST", "/api/v1/alerts", [alert])
+            print(f"drill {args.scenario} at {args.site}: incident(s) {', '.join(data['incidents'])}")
+        else:  # fire, epidemic, public order…: a manual incident marked as a drill
+            data = call(args, "POST", "/api/v1/incidents", {"category": args.scenario, "site": args.site,
+                                                            "by": args.by, "summary": f"演练 / drill: {args.scenario}",
+                                                            "drill": True})
+            print(f"drill {args.scenario} at {args.site}: incident {data['id']}")
+    except ApiError as err:
+        print(f"hallmon drill: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_shift_report(args: argparse.Namespace) -> int:
+    q = {k: v for k in ("roster", "at", "lang") if (v := getattr(args, k))}
+    try:
+        if args.json:
+            print(json.dumps(call(args, "GET", "/api/v1/shift-report?" + urllib.parse.urlencode(q)),
+                             ensure_ascii=False, indent=2))
+        else:
+            print(call(args, "GET", "/api/v1/shift-report?" + urllib.parse.urlencode({**q, "format": "text"})), end="")
+    except ApiError as err:
+        print(f"hallmon shift-report: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _client_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", default=os.environ.get("HALLMON_URL", "http://127.0.0.1:9108"))
+    p.add_argument("--token", default=os.environ.get("HALLMON_TOKEN"))
+    p.add_argument("--json", action="store_true")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    inc = sub.add_parser("incidents", help="list, show and act on incidents (an API client)")
+    acts = inc.add_subparsers(dest="action", required=True)
+    p = acts.add_parser("list")
+    for opt in ("status", "level", "site", "unit", "since"):
+        p.add_argument(f"--{opt}")
+    _client_args(p)
+    p = acts.add_parser("export", help="incidents with alerts and timeline as JSON lines")
+    p.add_argument("--since")
+    p.add_argument("-o", "--output")
+    p.add_argument("--page", type=int, default=1000, help=argparse.SUPPRESS)
+    _client_args(p)
+    for name, extra in (("show", ()), ("ack", ("by",)), ("resolve", ("by", "result")),
+                        ("level", ("by", "reason")), ("report", ("by",)), ("draft", ())):
+        p = acts.add_parser(name)
+        p.add_argument("id")
+        if name == "level":
+            p.add_argument("level", type=int, choices=(1, 2, 3))
+        if name == "report":
+            p.add_argument("clock")
+            p.add_argument("--note")
+        if name in ("report", "resolve"):
+            p.add_argument("--at", help="RFC 3339 time it actually happened")
+        if name == "draft":
+            p.add_argument("--kind", choices=("phone", "written", "final"), default="phone")
+            p.add_argument("--lang", choices=("zh", "en"), default="zh")
+        for opt in extra:
+            p.add_argument(f"--{opt}", required=True)
+        _client_args(p)
+    inc.set_defaults(func=cmd_incidents, log_level="warning")
+
+    plan = sub.add_parser("plan", help="show a plan; explain the decision for a set of alerts")
+    pacts = plan.add_subparsers(dest="plan_action", required=True)
+    p = pacts.add_parser("show")
+    p.add_argument("name")
+    p.add_argument("--lang", choices=("zh", "en"), default="zh")
+    p.set_defaults(func=cmd_plan_show, log_level="warning")
+    p = pacts.add_parser("explain")
+    p.add_argument("--plan", required=True)
+    p.add_argument("--alerts", required=True, help="a JSON file: v2 alert list or Alertmanager webhook")
+    p.add_argument("-c", "--config", help="the organisation (units, sites) to grade scope against")
+    p.add_argument("--resolved-at")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plan_explain, log_level="warning")
+
+    p = sub.add_parser("shift-report", help="the shift hand-off report: devices, the shift's incidents, what is inherited")
+    p.add_argument("--roster")
+    p.add_argument("--at")
+    p.add_argument("--lang", choices=("zh", "en"))
+    _client_args(p)
+    p.set_defaults(func=cmd_shift_report, log_level="warning")
+
+    p = sub.add_parser("drill", help="run a fault through the whole chain, marked as a drill")
+    p.add_argument("scenario", help=f"{', '.join(SCENARIOS)} or a manual kind (fire, epidemic, public_order…)")
+    p.add_argument("--site", required=True)
+    p.add_argument("--unit")
+    p.add_argument("--by", default="drill")
+    _client_args(p)
+    p.set_defaults(func=cmd_drill, log_level="warning")

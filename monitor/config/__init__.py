@@ -1,0 +1,1 @@
+"""The config model (service, organisation, api, paging) and its checks."""

@@ -1,0 +1,265 @@
+"""Config: YAML read once through the line-tracking loader and validated into frozen,
+typed objects. Nothing reads raw YAML after ``load_config`` returns.
+
+Every problem found is reported at once, each as ``file:line: key.path: message``.
+"""
+from __future__ import annotations
+
+from datetime import date
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+
+from monitor.config.paging import PagingConfig
+from monitor.core.errors import ConfigError, ConfigIssue
+from monitor.core.secret import Secret, SecretEnv, SecretFile
+from monitor.core.target import AwareTime, Duration, HostPort, Hours, Model, Name, Target, parse_duration
+from monitor.core.yamlload import load_file, locate, schema_issues
+from monitor.durable.connection import SENTINEL, parse_sentinel
+from monitor.plans.model import load_plan
+from probes import PROBES
+
+__all__ = ["Config", "Secret", "SecretEnv", "SecretFile", "load_config", "validate_config",
+           "parse_duration"]
+
+
+def _timezone(value: Any) -> str:
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("expected an IANA time zone like Asia/Shanghai") from None
+    return str(value)
+
+
+TimeZone = Annotated[str, BeforeValidator(_timezone)]
+
+
+
+
+TargetUnion = Annotated[Union[tuple(p.spec for p in PROBES.values())],  # noqa: UP007
+                        Field(discriminator="kind")]
+
+
+class ServiceConfig(Model):
+    listen: HostPort = "127.0.0.1:9108"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    timezone: TimeZone = "Asia/Shanghai"
+    max_concurrent_checks: int = Field(1000, ge=1, le=100_000)
+    public_url: str | None = None  # base of links in pages; default http://<listen>
+    log_format: Literal["auto", "console", "json"] = "auto"
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, v: str) -> str:
+        if v.startswith(SENTINEL):
+            parse_sentinel(v)
+        elif not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected a URL like redis://127.0.0.1:6379/0 or redis+sentinel://h:26379/service")
+        return v
+
+
+
+
+
+class Window(Model):
+    """A planned outage (Putian art. 3): incidents are recorded and marked, not paged."""
+
+    from_: AwareTime = Field(alias="from")
+    to: AwareTime
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _order(self) -> "Window":
+        if self.to <= self.from_:
+            raise ValueError("to: must be after from")
+        return self
+
+
+class Site(Model):
+    id: Name
+    name: str
+    timezone: TimeZone | None = None  # default: service.timezone
+    uplinks: tuple[str, ...] = ()  # names of this site's uplink targets
+    maintenance: tuple[Window, ...] = ()
+    hours: Hours = Hours()  # opening hours (queue judgements)
+    targets: tuple[TargetUnion, ...] = ()
+
+
+class Unit(Model):
+    id: Name
+    name: str
+    head_office: bool = False
+    plan: str | None = None  # overrides the organisation's plan for this unit
+    sites: tuple[Site, ...] = Field(min_length=1)
+
+
+class Organisation(Model):
+    name: str
+    units: tuple[Unit, ...] = Field(min_length=1)
+
+
+Scope = Literal["alerts:write", "incidents:read", "incidents:write"]
+
+
+class ApiToken(Model):
+    name: str
+    secret_env: SecretEnv | None = None
+    secret_file: SecretFile | None = None
+    scopes: tuple[Scope, ...] = Field(min_length=1)
+    units: tuple[str, ...] = ()  # empty: every unit
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> "ApiToken":
+        if (self.secret_env is None) == (self.secret_file is None):
+            raise ValueError("give exactly one of secret_env, secret_file")
+        return self
+
+    @property
+    def secret(self) -> Secret:
+        return self.secret_env or self.secret_file
+
+
+class ApiConfig(Model):
+    tokens: tuple[ApiToken, ...] = ()
+    link_secret_env: SecretEnv | None = None  # signs ack links; shared by replicas
+    link_secret_file: SecretFile | None = None
+    link_ttl: Duration = 24 * 3600.0
+    max_body_bytes: int = Field(10 << 20, ge=1024)
+
+
+class CalendarConfig(Model):
+    """Holidays and make-up working days the calendar library does not know yet."""
+
+    holidays: tuple[date, ...] = ()
+    workdays: tuple[date, ...] = ()
+    years: tuple[int, ...] = ()  # years fully described here (no fallback)
+
+
+class Config(Model):
+    service: ServiceConfig = ServiceConfig()
+    plan: str = "default"
+    organisation: Organisation
+    api: ApiConfig = ApiConfig()
+    calendar: CalendarConfig = CalendarConfig()
+    paging: PagingConfig = PagingConfig()
+    source: str = Field("<memory>", exclude=True)
+
+    @cached_property
+    def targets(self) -> tuple[Target, ...]:
+        return tuple(
+            Target(spec=spec, site=site.id, unit=unit.id, system=spec.system or PROBES[spec.kind].system,
+                   hours=site.hours, timezone=site.timezone or self.service.timezone)
+            for unit in self.organisation.units
+            for site in unit.sites
+            for spec in site.targets)
+
+    @cached_property
+    def sites(self) -> dict[str, tuple[Unit, Site]]:
+        return {s.id: (u, s) for u in self.organisation.units for s in u.sites}
+
+    @cached_property
+    def uplinks(self) -> dict[str, set[str]]:
+        return {s.id: set(s.uplinks) for u in self.organisation.units for s in u.sites if s.uplinks}
+
+    def site_timezone(self, site_id: str) -> ZoneInfo:
+        site = self.sites.get(site_id)
+        return ZoneInfo(site[1].timezone if site and site[1].timezone else self.service.timezone)
+
+
+def _seconds(node: Any, key: str, default: float) -> float | None:
+    if not isinstance(node, dict) or key not in node:
+        return default
+    try:
+        return parse_duration(node[key])
+    except ValueError:
+        return None  # reported by the schema
+
+
+def _cross_checks(data: Any, file: str) -> list[ConfigIssue]:
+    """Rules across keys (unique ids, uplinks, timeout within interval), checked on the
+    raw tree so that they are reported together with every schema error."""
+    issues: list[ConfigIssue] = []
+    seen: dict[str, dict[str, str]] = {"unit": {}, "site": {}, "target": {}}
+
+    def note(what: str, value: Any, loc: tuple) -> None:
+        if not isinstance(value, str):
+            return
+        path, line = locate(data, loc)
+        if value in seen[what]:
+            issues.append(ConfigIssue(file, line, path, f"duplicate {what} id {value!r} (first at {seen[what][value]})"))
+        else:
+            seen[what][value] = path
+
+    def items(node: Any, key: str) -> list:
+        value = node.get(key) if isinstance(node, dict) else None
+        return list(enumerate(value)) if isinstance(value, list) else []
+
+    org = data.get("organisation") if isinstance(data, dict) else None
+    for ui, unit in items(org, "units"):
+        base = ("organisation", "units", ui)
+        note("unit", unit.get("id") if isinstance(unit, dict) else None, (*base, "id"))
+        for si, site in items(unit, "sites"):
+            note("site", site.get("id") if isinstance(site, dict) else None, (*base, "sites", si, "id"))
+            names = set()
+            for ti, target in items(site, "targets"):
+                name = target.get("name") if isinstance(target, dict) else None
+                names.add(name)
+                note("target", name, (*base, "sites", si, "targets", ti, "name"))
+                timeout = _seconds(target, "timeout", 5.0)
+                interval = _seconds(target, "interval", 10.0)
+                if timeout is not None and interval is not None and timeout > interval:
+                    path, line = locate(data, (*base, "sites", si, "targets", ti, "timeout"))
+                    issues.append(ConfigIssue(file, line, path,
+                                              f"timeout {timeout:g}s is longer than interval {interval:g}s"))
+            for li, uplink in items(site, "uplinks"):
+                if uplink not in names:
+                    path, line = locate(data, (*base, "sites", si, "uplinks", li))
+                    issues.append(ConfigIssue(file, line, path, f"uplink {uplink!r} is not a target of this site"))
+    return issues
+
+
+def _references(cfg: Config, data: Any, file: str) -> list[ConfigIssue]:
+    """Plans that exist and validate; token units that exist."""
+    issues = []
+    refs = [(("plan",), cfg.plan)] + [(("organisation", "units", i, "plan"), u.plan)
+                                      for i, u in enumerate(cfg.organisation.units) if u.plan]
+    for loc, ref in refs:
+        try:
+            load_plan(ref)
+        except ConfigError as err:
+            path, line = locate(data, loc)
+            issues += [ConfigIssue(file, line, path, str(i)) for i in err.issues]
+    for loc, message in cfg.paging.cross_issues():
+        path, line = locate(data, loc)
+        issues.append(ConfigIssue(file, line, path, message))
+    units = {u.id for u in cfg.organisation.units}
+    for ti, token in enumerate(cfg.api.tokens):
+        for ui, unit in enumerate(token.units):
+            if unit not in units:
+                path, line = locate(data, ("api", "tokens", ti, "units", ui))
+                issues.append(ConfigIssue(file, line, path, f"no unit {unit!r}"))
+    return issues
+
+
+def validate_config(data: Any, file: str) -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigIssue(file, getattr(data, "line", 1), "", "expected a mapping at the top level")])
+    issues: list[ConfigIssue] = []
+    cfg = None
+    try:
+        cfg = Config.model_validate({**data, "source": file})
+    except ValidationError as err:
+        issues += schema_issues(err, data, file, kinds=tuple(PROBES))
+    issues += _cross_checks(data, file)
+    if cfg is not None:
+        issues += _references(cfg, data, file)
+    if issues:
+        raise ConfigError(sorted(issues, key=lambda i: (i.line or 0, i.path)))
+    return cfg
+
+
+def load_config(path: str | Path) -> Config:
+    return validate_config(load_file(path), str(path))

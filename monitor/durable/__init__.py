@@ -1,0 +1,1 @@
+"""Redis primitives shared by incidents and paging: timers, the event stream, the connection."""

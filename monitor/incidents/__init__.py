@@ -1,0 +1,1 @@
+"""Incidents: the router, the store, report drafts, incident metrics."""

@@ -1,0 +1,67 @@
+"""Incident and clock metrics, from Redis, for every replica alike.
+
+A task refreshes a snapshot every few seconds; the collector renders the snapshot, so a
+scrape never waits on Redis. Drills are left out: they never reach the statistics.
+"""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+import redis.exceptions
+import structlog
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from monitor.core import workdays
+from monitor.incidents.store import IncidentStore
+
+log = structlog.get_logger("hallmon.incident_metrics")
+
+
+class IncidentCollector(Collector):
+    def __init__(self) -> None:
+        self.docs: list[dict] = []
+
+    async def refresh(self, store: IncidentStore) -> None:
+        self.docs = [d for d in await store.watched() if not d.get("drill")]
+
+    def collect(self):
+        open_ = GaugeMetricFamily("hallmon_incidents_open", "Incidents not yet resolved, by level.", labels=["level"])
+        counts = {1: 0, 2: 0, 3: 0}
+        due = GaugeMetricFamily("hallmon_clock_due_timestamp_seconds", "When a pending report is due.",
+                                labels=["incident", "clock", "level"])
+        overdue = GaugeMetricFamily("hallmon_clocks_overdue", "Reports past due and not filed, by level.",
+                                    labels=["level"])
+        late = {1: 0, 2: 0, 3: 0}
+        for doc in self.docs:
+            if doc["status"] != "resolved":
+                counts[doc["level"]] += 1
+            for clock in doc["clocks"]:
+                if clock["status"] == "pending":
+                    due.add_metric([doc["id"], clock["id"], str(doc["level"])],
+                                   datetime.fromisoformat(clock["due_at"]).timestamp())
+                elif clock["status"] == "overdue":
+                    late[doc["level"]] += 1
+        for level in (1, 2, 3):
+            open_.add_metric([str(level)], counts[level])
+            overdue.add_metric([str(level)], late[level])
+        estimated = CounterMetricFamily("hallmon_calendar_estimates", "Working days guessed as Monday-Friday "
+                                        "because the calendar does not know the year.")
+        estimated.add_metric([], workdays.estimates)
+        yield from (open_, due, overdue, estimated)
+
+
+async def refresh_forever(collector: IncidentCollector, store: IncidentStore, every: float = 2.0) -> None:
+    failing = False
+    while True:
+        try:
+            await collector.refresh(store)
+            if failing:
+                log.info("incident_metrics_recovered")
+                failing = False
+        except (redis.exceptions.RedisError, OSError) as err:
+            if not failing:
+                log.error("incident_metrics_failing", error=str(err))
+                failing = True
+        await asyncio.sleep(every)

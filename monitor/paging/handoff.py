@@ -1,0 +1,103 @@
+"""The shift hand-off report (Guizhou part 2: check every system at each shift start and
+end): every site's devices now, what happened during the shift and its follow-up, and
+what the next shift inherits. Built from plain data so the API, the CLI and the
+automatic hand-off message share it; rendered from one template in zh or en."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Iterable
+from zoneinfo import ZoneInfo
+
+from monitor.paging.messages import CATEGORY
+from monitor.paging.rosters import Rosters
+
+T = {  # label: (zh, en)
+    "title": ("交接班报告", "Shift hand-off report"),
+    "shift": ("班次", "Shift"), "out": ("交班值班长", "Outgoing duty chief"), "in": ("接班值班长", "Incoming duty chief"),
+    "devices": ("设备状态", "Devices now"), "ok": ("正常", "ok"), "fault": ("故障", "FAULT"),
+    "during": ("本班异常及处置", "During the shift"), "inherit": ("移交下一班", "The next shift inherits"),
+    "none": ("无", "none"), "due": ("待报", "due"), "filed": ("已报", "filed"),
+    "open": ("未确认", "open"), "acknowledged": ("已确认", "acknowledged"), "resolved": ("已处置", "resolved"),
+    "pending": ("未到期", "pending"), "overdue": ("已超时", "overdue"), "ack_by": ("确认", "ack by"),
+    "level": ("{}级", "L{}"),
+}
+
+
+def _t(key: str, lang: str) -> str:
+    return T.get(key, (key, key))[1 if lang == "en" else 0]
+
+
+def build(rosters: Rosters, roster_id: str, at: datetime, targets: Iterable[dict], incidents: list[dict]) -> dict:
+    """The report as data. ``targets`` as /api/v1/targets gives them; ``incidents`` as the store holds them."""
+    roster = rosters.rosters[roster_id]
+    chief = roster.layers[0]
+    current = rosters.shift(roster, chief, at)
+    previous = rosters.shift(roster, chief, current.start - timedelta(seconds=1))
+    start = current.start
+    sites: dict[str, list] = {}
+    for t in targets:
+        reading = t.get("last_reading") or {}
+        active = sorted(f for f, s in (t.get("faults") or {}).items() if s.get("active"))
+        sites.setdefault(t["site"], []).append({"target": t["name"], "kind": t["kind"], "ok": bool(reading.get("ok")),
+                                                "faults": active})
+    during, inherit, due = [], [], []
+    for inc in incidents:
+        if inc.get("drill"):
+            continue
+        touched = max(inc.get("updated_at", inc["detected_at"]), inc["detected_at"])
+        if datetime.fromisoformat(touched) >= start:
+            during.append({"id": inc["id"], "level": inc["level"], "category": inc["category"], "sites": inc["sites"],
+                           "status": inc["status"], "acknowledged": inc.get("acknowledged"),
+                           "resolved": inc.get("resolved"),
+                           "reports_filed": [r["clock"] for r in inc.get("reports", [])]})
+        if inc["status"] != "resolved":
+            inherit.append({"id": inc["id"], "level": inc["level"], "category": inc["category"], "sites": inc["sites"]})
+        for c in inc["clocks"]:
+            if c["status"] in ("pending", "overdue"):
+                due.append({"incident": inc["id"], "clock": c["id"], "title": c["title"],
+                            "title_en": c.get("title_en") or c["title"], "due_at": c["due_at"],
+                            "status": c["status"]})
+    return {
+        "roster": roster_id, "timezone": roster.timezone, "at": at.isoformat(), "shift_start": start.isoformat(), "shift_end": current.end.isoformat(),
+        "outgoing": previous.person.model_dump() if previous.person else None,
+        "incoming": current.person.model_dump() if current.person else None,
+        "sites": sites, "during": during, "inherit": inherit,
+        "clocks_due": sorted(due, key=lambda c: c["due_at"]),
+    }
+
+
+def render(report: dict, lang: str = "zh") -> str:
+    sep = "：" if lang != "en" else ": "
+    en = 1 if lang == "en" else 0
+    tz = ZoneInfo(report.get("timezone", "Asia/Shanghai"))
+    name = lambda p: p["name"] if p else "-"  # noqa: E731
+    when = lambda ts: datetime.fromisoformat(ts).astimezone(tz).strftime("%m-%d %H:%M")  # noqa: E731
+    cat = lambda c: CATEGORY.get(c, (c, c))[en]  # noqa: E731
+    level = lambda n: _t("level", lang).format(("一", "二", "三")[n - 1] if not en and 1 <= n <= 3 else n)  # noqa: E731
+    lines = [f"{_t('title', lang)} — {report['roster']}",
+             f"{_t('shift', lang)}{sep}{when(report['shift_start'])} → {when(report['shift_end'])}",
+             f"{_t('out', lang)}{sep}{name(report['outgoing'])}    {_t('in', lang)}{sep}{name(report['incoming'])}",
+             "", f"{_t('devices', lang)}{sep}"]
+    for site, devices in sorted(report["sites"].items()):
+        states = ", ".join(f"{d['target']} {_t('ok', lang) if d['ok'] and not d['faults'] else _t('fault', lang)}"
+                           + (f" ({','.join(d['faults'])})" if d["faults"] else "") for d in devices)
+        lines.append(f"  {site}: {states}")
+    lines += ["", f"{_t('during', lang)}{sep}"]
+    for i in report["during"] or []:
+        ack = f" {_t('ack_by', lang)} {i['acknowledged']['by']}" if i.get("acknowledged") else ""
+        res = f" {i['resolved']['by']}{sep}{i['resolved']['result']}" if i.get("resolved") else ""
+        filed = f" {_t('filed', lang)} {','.join(i['reports_filed'])}" if i["reports_filed"] else ""
+        lines.append(f"  {i['id']} {level(i['level'])} {cat(i['category'])} {','.join(i['sites'])} "
+                     f"{_t(i['status'], lang)}{ack}{res}{filed}")
+    if not report["during"]:
+        lines.append(f"  {_t('none', lang)}")
+    lines += ["", f"{_t('inherit', lang)}{sep}"]
+    for i in report["inherit"]:
+        lines.append(f"  {i['id']} {level(i['level'])} {cat(i['category'])} {','.join(i['sites'])}")
+    for c in report["clocks_due"]:
+        lines.append(f"  {_t('due', lang)} {c['incident']} {c['title_en' if en else 'title']} {when(c['due_at'])} ({_t(c['status'], lang)})")
+    if not report["inherit"] and not report["clocks_due"]:
+        lines.append(f"  {_t('none', lang)}")
+    return "\n".join(lines) + "\n"
+
+

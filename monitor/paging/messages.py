@@ -1,0 +1,111 @@
+"""What a page says: one template per message kind (page, reminder, overdue, resolved,
+digest), rendered in Chinese by default or English on request from the same fields.
+Every page carries level, fault, site, first seen, the next report due and when, and
+the runbook line for the fault's category (PLANS.md §1)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from monitor.core.errors import ConfigError
+from monitor.plans.model import load_plan
+
+CATEGORY = {
+    "power": ("供电", "power"), "network": ("网络", "network"), "core_system": ("核心业务系统", "core system"),
+    "pos": ("POS支付", "POS payment"), "queue": ("排队叫号", "queue system"), "congestion": ("大厅拥堵", "hall congestion"),
+    "hardware": ("现场设备", "on-site equipment"), "public_safety": ("公共安全", "public safety"), "other": ("其他", "other"),
+}
+LABELS = {  # one label per field, both languages
+    "level": ("级别", "Level"), "fault": ("故障", "Fault"), "site": ("场所", "Site"),
+    "detected": ("首次发现", "First seen"), "next": ("下一份报告", "Next report due"),
+    "todo": ("处置要点", "What to do"), "ack": ("确认链接", "Acknowledge"), "clock": ("报告", "Report"),
+    "due": ("截止", "Due"), "to": ("报送", "To"), "result": ("处置结果", "Result"), "by": ("处置人", "By"),
+    "step": ("升级步骤", "Escalation step"),
+}
+TITLES = {
+    "page": ("{drill}{maint}【{level}】{sites} {category}故障", "{drill}{maint}[{level}] {category} fault at {sites}"),
+    "reminder": ("{drill}【报告提醒】{clock} 将于 {due} 到期", "{drill}[Report due soon] {clock} due {due}"),
+    "overdue": ("{drill}【报告超时】{clock} 已于 {due} 超时", "{drill}[Report overdue] {clock} was due {due}"),
+    "resolved": ("{drill}【已处置】{sites} {category}故障", "{drill}[Resolved] {category} fault at {sites}"),
+    "digest": ("【汇总】{count} 条告警通知", "[Digest] {count} notifications"),
+}
+LINES = {
+    "page": ("level", "fault", "site", "detected", "next", "todo", "step", "ack"),
+    "reminder": ("clock", "due", "to", "level", "site", "ack"),
+    "overdue": ("clock", "due", "to", "level", "site", "step", "ack"),
+    "resolved": ("result", "by", "site", "detected"),
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    kind: str
+    title: str
+    text: str  # markdown-ish lines
+    incident: dict[str, Any] = field(default_factory=dict)
+    step: int = 0
+    ack_url: str = ""
+    lang: str = "zh"
+
+
+def _i(lang: str) -> int:
+    return 1 if lang == "en" else 0
+
+
+def _local(ts: str | None, tz: ZoneInfo) -> str:
+    return datetime.fromisoformat(ts).astimezone(tz).strftime("%m-%d %H:%M") if ts else "-"
+
+
+def _runbook(inc: dict, lang: str) -> str:
+    try:
+        plan = load_plan(inc.get("plan", "default"))
+    except ConfigError:
+        return ""
+    cat = next((c for c in plan.categories if c.id == inc.get("category")), None)
+    return cat.runbook.get(lang) if cat else ""
+
+
+def render(kind: str, lang: str, inc: dict, *, clock: dict | None = None, step: int = 0, ack_url: str = "",
+           site_names: dict[str, str] | None = None, tz: ZoneInfo | None = None) -> Message:
+    tz = tz or ZoneInfo("Asia/Shanghai")
+    i = _i(lang)
+    names = site_names or {}
+    sites = "、".join(names.get(s, s) for s in inc.get("sites", [])) if i == 0 else \
+        ", ".join(names.get(s, s) for s in inc.get("sites", []))
+    pending = sorted((c for c in inc.get("clocks", []) if c["status"] == "pending"), key=lambda c: c["due_at"])
+    nxt = pending[0] if pending else None
+    clock_title = (clock or {}).get("title_en" if i else "title", (clock or {}).get("id", ""))
+    values = {
+        "level": inc.get("level_name", "") if i == 0 else f"Level {inc.get('level')}",
+        "fault": ", ".join(inc.get("faults", [])) or inc.get("category", ""),
+        "site": sites or "-",
+        "detected": _local(inc.get("detected_at"), tz),
+        "next": (f"{nxt.get('title_en' if i else 'title')} {_local(nxt['due_at'], tz)}" if nxt else "-"),
+        "todo": _runbook(inc, lang),
+        "ack": ack_url,
+        "clock": clock_title,
+        "due": _local((clock or {}).get("due_at"), tz),
+        "to": "、".join((clock or {}).get("audience", {}).get("to", [])) if clock else "",
+        "result": (inc.get("resolved") or {}).get("result", ""),
+        "by": (inc.get("resolved") or {}).get("by", ""),
+        "step": str(step + 1),
+    }
+    drill = ("【演练】", "[DRILL] ")[i] if inc.get("drill") else ""
+    maint = ("【维护期】", "[MAINTENANCE] ")[i] if inc.get("maintenance") else ""
+    title = TITLES[kind][i].format(drill=drill, maint=maint, level=values["level"], sites=sites or "-",
+                                   category=CATEGORY.get(inc.get("category", "other"), CATEGORY["other"])[i],
+                                   clock=clock_title, due=values["due"])
+    sep = "：" if i == 0 else ": "
+    lines = [f"**{title}**", f"{inc.get('id', '')}"]
+    lines += [f"{LABELS[key][i]}{sep}{values[key]}" for key in LINES[kind] if values[key]]
+    return Message(kind=kind, title=title, text="\n\n".join(lines), incident=inc, step=step, ack_url=ack_url,
+                   lang=lang)
+
+
+def digest(messages: list[Message], lang: str) -> Message:
+    i = _i(lang)
+    title = TITLES["digest"][i].format(count=len(messages))
+    text = "\n\n".join([f"**{title}**"] + [f"- {m.title}" + (f" {m.ack_url}" if m.ack_url else "") for m in messages])
+    return Message(kind="digest", title=title, text=text, lang=lang)

@@ -1,0 +1,1 @@
+"""The plan model, levels and clocks; built-in plans in builtin/*.yml."""

@@ -1,0 +1,81 @@
+"""Levels: which of a plan's level rules an incident's facts satisfy.
+
+The facts are what the plans grade by: affected units and sites (absolute and as a share
+of the organisation), whether a whole unit or a head-office unit is hit, how long the
+incident has lasted, and the harm flags only a person sets. The first matching rule
+sets the level; the decision keeps the rule and the facts, so a person can see why.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from monitor.plans.model import LevelRule, Plan, When
+
+
+@dataclass(frozen=True)
+class OrgView:
+    """The organisation as the level rules see it."""
+
+    unit_sites: Mapping[str, frozenset[str]]  # unit → all its sites
+    head_office: frozenset[str] = frozenset()
+    site_unit: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "OrgView":
+        units = cfg.organisation.units
+        return cls(unit_sites={u.id: frozenset(s.id for s in u.sites) for u in units},
+                   head_office=frozenset(u.id for u in units if u.head_office),
+                   site_unit={s.id: u.id for u in units for s in u.sites})
+
+
+@dataclass(frozen=True)
+class Decision:
+    level: int
+    rule: str
+    source: str
+    note: str | None
+    facts: Mapping[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"level": self.level, "rule": self.rule, "source": self.source, "note": self.note,
+                "facts": dict(self.facts)}
+
+
+def facts(org: OrgView, category: str, units: Iterable[str], sites: Iterable[str],
+          lasting: float, flags: Iterable[str]) -> dict[str, Any]:
+    units, sites = set(units), set(sites)
+    total = len(org.unit_sites) or 1
+    known = units & set(org.unit_sites)
+    whole = sorted(u for u in known if org.unit_sites[u] and org.unit_sites[u] <= sites)
+    return {
+        "category": category,
+        "units": sorted(units), "sites": sorted(sites),
+        "units_affected": len(known), "units_total": len(org.unit_sites),
+        "units_share": round(len(known) / total, 4),
+        "units_whole": whole,
+        "head_office_units": sorted(known & org.head_office),
+        "lasting_seconds": round(lasting, 1),
+        "flags": sorted(set(flags)),
+    }
+
+
+def _holds(when: When, f: Mapping[str, Any]) -> bool:
+    checks = (
+        when.units_share_at_least is None or f["units_share"] >= when.units_share_at_least,
+        when.units_at_least is None or f["units_affected"] >= when.units_at_least,
+        when.sites_at_least is None or len(f["sites"]) >= when.sites_at_least,
+        when.head_office is None or bool(f["head_office_units"]) == when.head_office,
+        when.unit_all_sites is None or bool(f["units_whole"]) == when.unit_all_sites,
+        not when.flags_any or bool(set(when.flags_any) & set(f["flags"])),
+        not when.categories or f["category"] in when.categories,
+        when.lasting_at_least is None or f["lasting_seconds"] >= when.lasting_at_least,
+    )
+    return all(checks)
+
+
+def decide(plan: Plan, f: Mapping[str, Any], rules: Iterable[LevelRule] | None = None) -> Decision:
+    for rule in rules if rules is not None else plan.level_rules:
+        if _holds(rule.when, f):
+            return Decision(rule.level, rule.id, rule.source, rule.note, dict(f))
+    raise AssertionError("a plan's last level rule always matches")  # enforced by Plan validation

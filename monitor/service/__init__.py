@@ -1,0 +1,1 @@
+"""The aiohttp app, runtime and reload, HTTP API, OpenAPI."""

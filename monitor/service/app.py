@@ -1,0 +1,167 @@
+"""The aiohttp application: one cleanup_ctx per resource, started in order and
+closed in reverse."""
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import AsyncIterator
+
+import aiohttp
+import redis.exceptions
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from monitor.checks.checker import Checker
+from monitor.checks.faults import FaultTracker
+from monitor.checks.metrics import ReadingSeries
+from monitor.checks.scheduler import Scheduler
+from monitor.core.supervise import supervise
+from monitor.core.workdays import WorkCalendar
+from monitor.durable import connection as redisconn
+from monitor.durable.timers import Timers
+from monitor.incidents.metrics import IncidentCollector, refresh_forever
+from monitor.incidents.router import Router
+from monitor.incidents.store import IncidentStore, public
+from monitor.paging.acklink import AckSigner
+from monitor.paging.channels import Delivery
+from monitor.paging.handoff import build
+from monitor.paging.pager import Pager
+from monitor.paging.rosters import Rosters
+from monitor.service import keys
+from monitor.service.api import errors_middleware
+from monitor.service.api import routes as api_routes
+from monitor.service.endpoints import routes, target_states
+from monitor.service.runtime import Runtime
+from probes import PROBES, ProbeContext
+
+log = structlog.get_logger("hallmon.app")
+
+
+def public_url(runtime: Runtime) -> str:
+    svc = runtime.config.service
+    return (svc.public_url or f"http://{svc.listen}").rstrip("/")
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    url = app[keys.RUNTIME].config.service.redis_url
+    client = redisconn.connect(url, socket_connect_timeout=2, socket_timeout=5, decode_responses=True)
+    app[keys.REDIS] = client
+    yield
+    await client.aclose()
+
+
+async def session_ctx(app: web.Application) -> AsyncIterator[None]:
+    limit = app[keys.RUNTIME].config.service.max_concurrent_checks
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit, limit_per_host=0))
+    app[keys.SESSION] = session
+    yield
+    await session.close()
+
+
+async def checks_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Probes, fault tracker and scheduler: the checking half of the service."""
+    rt = app[keys.RUNTIME]
+    ctx = ProbeContext(session=app[keys.SESSION])
+    probes = {kind: cls(ctx) for kind, cls in PROBES.items()}
+    queue = app[keys.ALERTS]
+    tracker = FaultTracker(public_url(rt), uplinks=rt.config.uplinks)
+    checker = Checker(probes, tracker, ReadingSeries(), rt.metrics, queue.put_nowait)
+    scheduler = Scheduler(checker.check, rt.metrics, rt.config.service.max_concurrent_checks)
+    rt.start(checker, scheduler)
+    log.info("checks_started", targets=len(rt.targets), shard=f"{rt.shard.index}/{rt.shard.count}")
+    yield
+    await scheduler.stop()
+    for probe in probes.values():
+        await probe.close()
+
+
+async def router_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The router with its store, clock timers, ack-link signer and incident metrics;
+    it consumes the probes' alerts (the fast path) from ``app[keys.ALERTS]``."""
+    rt = app[keys.RUNTIME]
+    cfg = rt.config
+    client = app[keys.REDIS]
+    # a short lease: clocks a killed replica had claimed fire again within ~2 s; a second
+    # run of a handler is harmless (it re-reads the clock inside WATCH and finds it done)
+    timers = Timers(client, "hallmon:clocktimers", lease=2.0)
+    store = IncidentStore(client, timers)
+    calendar = WorkCalendar(holidays=frozenset(cfg.calendar.holidays), workdays=frozenset(cfg.calendar.workdays),
+                            known_years=frozenset(cfg.calendar.years))
+    router = Router(store, lambda: rt.config, calendar)
+    app[keys.ROUTER] = router
+    secret = cfg.api.link_secret_env or cfg.api.link_secret_file
+    if secret is None:
+        log.warning("ack_link_secret_missing", effect="links from this process die with it; set api.link_secret_env")
+    app[keys.ACK_SIGNER] = AckSigner(secret.value.encode() if secret else secrets.token_bytes(32), cfg.api.link_ttl)
+    collector = IncidentCollector()
+    app[keys.REGISTRY].register(collector)
+    queue = app[keys.ALERTS]
+
+    async def consume() -> None:
+        """Drain the probes' alerts in batches; on a store failure keep them and retry.
+        Anything else escapes to the supervisor, which logs it and starts again; the
+        batch that raised it is dropped then, so one bad alert cannot wedge the rest."""
+        pending: list = []
+        failing = False
+        while True:
+            if not pending:
+                pending.append(await queue.get())
+            while not queue.empty() and len(pending) < 5000:
+                pending.append(queue.get_nowait())
+            try:
+                await router.ingest(pending)
+                pending = []
+                if failing:
+                    log.info("router_recovered")
+                    failing = False
+            except (redis.exceptions.RedisError, OSError) as err:
+                if not failing:
+                    log.error("router_store_failing", error=str(err), held=len(pending))
+                    failing = True
+                await asyncio.sleep(1.0)
+
+    restarts = rt.metrics.task_restarts
+    tasks = [asyncio.create_task(supervise("router_consumer", consume, restarts)),
+             asyncio.create_task(supervise("clock_timers", lambda: timers.run(router.clock_timer), restarts)),
+             asyncio.create_task(supervise("incident_metrics", lambda: refresh_forever(collector, store), restarts))]
+    yield
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    app[keys.REGISTRY].unregister(collector)
+
+
+async def paging_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The pager, when the config has escalation policies."""
+    rt = app[keys.RUNTIME]
+    cfg = rt.config
+    if not cfg.paging.policies:
+        yield
+        return
+    calendar = WorkCalendar(holidays=frozenset(cfg.calendar.holidays), workdays=frozenset(cfg.calendar.workdays),
+                            known_years=frozenset(cfg.calendar.years))
+    delivery = Delivery(cfg.paging, app[keys.SESSION], app[keys.REGISTRY], app[keys.REDIS])
+    pager = Pager(app[keys.REDIS], lambda: rt.config, delivery, app[keys.ACK_SIGNER], public_url(rt),
+                  Rosters(cfg.paging, calendar))
+
+    async def report_for(roster_id: str, at) -> dict:
+        docs = await app[keys.ROUTER].store.list()
+        return build(pager.rosters, roster_id, at, target_states(rt), [public(d) for d in docs])
+
+    task = asyncio.create_task(pager.run_forever(rt.metrics.task_restarts, report_for))
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await delivery.close()
+
+
+def build_app(runtime: Runtime, registry: CollectorRegistry) -> web.Application:
+    app = web.Application(client_max_size=runtime.config.api.max_body_bytes, middlewares=[errors_middleware])
+    app[keys.RUNTIME] = runtime
+    app[keys.REGISTRY] = registry
+    app[keys.ALERTS] = asyncio.Queue()
+    app.cleanup_ctx.extend([redis_ctx, session_ctx, checks_ctx, router_ctx, paging_ctx])
+    app.add_routes(routes)
+    app.add_routes(api_routes)
+    return app

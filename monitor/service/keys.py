@@ -1,0 +1,24 @@
+"""Every aiohttp AppKey in one place."""
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+    from monitor.incidents.router import Router
+    from monitor.paging.acklink import AckSigner
+    from monitor.service.runtime import Runtime
+
+RUNTIME: web.AppKey["Runtime"] = web.AppKey("runtime")
+REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("registry", CollectorRegistry)
+SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("session", aiohttp.ClientSession)
+REDIS: web.AppKey["aioredis.Redis"] = web.AppKey("redis")
+ALERTS: web.AppKey["asyncio.Queue"] = web.AppKey("alerts", asyncio.Queue)
+ROUTER: web.AppKey["Router"] = web.AppKey("router")
+ACK_SIGNER: web.AppKey["AckSigner"] = web.AppKey("ack_signer")

@@ -1,0 +1,60 @@
+"""Serving the app: bind, signal handling (SIGTERM/SIGINT stop, SIGHUP reloads), a
+bounded shutdown."""
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Callable
+
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from monitor.checks.metrics import ServiceMetrics
+from monitor.config.model import load_config
+from monitor.core.target import split_hostport
+from monitor.service.app import build_app
+from monitor.service.runtime import Runtime, Shard
+
+log = structlog.get_logger("hallmon.serve")
+
+
+def event_loop_policy() -> None:
+    try:
+        import uvloop  # optional: a dependency on Linux only
+    except ImportError:  # pragma: no cover
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+async def serve(path: str, shard: str, ready: Callable[[str], None] | None = None) -> None:
+    config = load_config(path)
+    registry = CollectorRegistry()
+    runtime = Runtime(config=config, path=path, metrics=ServiceMetrics(registry), shard=Shard.parse(shard))
+    app = build_app(runtime, registry)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    host, port = split_hostport(config.service.listen)
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = runner.addresses[0]
+    log.info("listening", address=f"{bound[0]}:{bound[1]}")
+    if ready:
+        ready(f"http://{bound[0]}:{bound[1]}")
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = {signal.SIGTERM: stop.set, signal.SIGINT: stop.set, signal.SIGHUP: runtime.reload}
+    for sig, handler in signals.items():
+        loop.add_signal_handler(sig, handler)
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        try:
+            async with asyncio.timeout(4.5):
+                await runner.cleanup()
+        except TimeoutError:
+            log.warning("shutdown_timed_out")
+        log.info("stopped")
