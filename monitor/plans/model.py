@@ -16,7 +16,7 @@ import fnmatch
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -25,6 +25,8 @@ from monitor.core.target import Model, RoundTripDuration, parse_duration
 from monitor.core.yamlload import load_file, schema_issues
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
+Flag = Literal["casualties", "injuries", "property_loss", "loss_of_control"]  # harm only a person sets
+FLAGS: tuple[str, ...] = get_args(Flag)
 _DUE_RE = re.compile(r"^(?:(?P<wd>\d+)wd|next_day|every (?P<every>\S+)|monthly (?P<day>\d{1,2})|(?P<dur>\S+))$")
 
 
@@ -64,7 +66,7 @@ class When(Model):
     sites_at_least: int | None = Field(None, ge=1)
     head_office: bool | None = None
     unit_all_sites: bool | None = None
-    flags_any: tuple[Literal["casualties", "injuries", "property_loss", "loss_of_control"], ...] = ()
+    flags_any: tuple[Flag, ...] = ()
     categories: tuple[str, ...] = ()
     lasting_at_least: RoundTripDuration | None = None
 
