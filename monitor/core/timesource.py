@@ -28,6 +28,14 @@ def whole(dt: datetime) -> datetime:
     return dt.replace(microsecond=0)
 
 
+def fixed(dt: datetime) -> datetime:
+    """``dt`` with its zone replaced by the fixed offset it has at that moment: the same
+    instant and the same local reading, but one that compares equal to itself read back
+    from JSON (a zone's repeated hour makes inter-zone comparisons unequal, PEP 495)."""
+    offset = dt.utcoffset()
+    return dt if offset is None or isinstance(dt.tzinfo, timezone) else dt.astimezone(timezone(offset))
+
+
 def iso(dt: datetime) -> str:
     """RFC 3339 with the offset ``dt`` carries; seconds, or microseconds when it has them,
     so that ``datetime.fromisoformat(iso(dt)) == dt`` always."""

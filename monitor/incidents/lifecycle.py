@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from monitor.core.alert import Alert
-from monitor.core.timesource import iso, whole
+from monitor.core.timesource import fixed, iso, whole
 from monitor.incidents.records import Change, Classification, FrozenPlan, Incident, LevelChange, StoredAlert
 from monitor.incidents.view import ConfigView
 from monitor.plans.clocks import clocks_for, due_time, spec_of
@@ -114,7 +114,7 @@ def reanchor(inc: Incident, old: datetime, change: Change, view: ConfigView) -> 
         spec = spec_of(plan, clock.id)
         if clock.status == "pending" and clock.anchor == "detected" and spec is not None and clock.seq == 1:
             due, estimated = due_time(spec, inc.detected_at, tz, view.calendar)
-            clock = replace(clock, due_at=due, estimated=estimated, anchored_at=inc.detected_at.astimezone(tz))
+            clock = replace(clock, due_at=due, estimated=estimated, anchored_at=fixed(inc.detected_at.astimezone(tz)))
             moved.append(clock.id)
         clocks.append(clock)
     if moved:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Iterable, Literal, Mapping
 from zoneinfo import ZoneInfo
 
-from monitor.core.timesource import iso, parse_iso
+from monitor.core.timesource import fixed, iso, parse_iso
 from monitor.core.workdays import WorkCalendar
 from monitor.plans.model import Audience, ClockSpec, Plan
 
@@ -93,7 +93,12 @@ def _after(anchor: datetime, seconds: float, tz: tzinfo | None) -> datetime:
 
 
 def due_time(spec: ClockSpec, anchor: datetime, tz: ZoneInfo, cal: WorkCalendar) -> tuple[datetime, bool]:
-    """(due time, estimated) for a clock anchored at ``anchor``."""
+    """(due time, estimated) for a clock anchored at ``anchor``, in the zone ``tz``."""
+    due, estimated = _due(spec, anchor, tz, cal)
+    return fixed(due), estimated
+
+
+def _due(spec: ClockSpec, anchor: datetime, tz: ZoneInfo, cal: WorkCalendar) -> tuple[datetime, bool]:
     local = anchor.astimezone(tz)
     kind, amount = spec.parsed_due()
     if kind in ("after", "every"):
@@ -112,7 +117,7 @@ def next_due(due: datetime, every: float, now: datetime) -> tuple[datetime, int]
     intervals that skips: a clock missed many times (a process down for hours, an
     alert that started days ago) jumps straight to its next due time after ``now``."""
     missed = max(1, math.floor((now - due).total_seconds() / every) + 1)
-    return _after(due, missed * every, due.tzinfo), missed
+    return fixed(_after(due, missed * every, due.tzinfo)), missed
 
 
 def applies(spec: ClockSpec, level: int, category: str) -> bool:
@@ -125,7 +130,7 @@ def new_clock(spec: ClockSpec, anchor: datetime, tz: ZoneInfo, cal: WorkCalendar
     kind, amount = spec.parsed_due()
     return Clock(id=spec.id, title=spec.title.zh, title_en=spec.title.en, due_at=due, status="pending",
                  audience=spec.audience, source=spec.source, anchor=anchor_name,
-                 anchored_at=anchor.astimezone(tz), estimated=estimated,
+                 anchored_at=fixed(anchor.astimezone(tz)), estimated=estimated,
                  every_seconds=amount if kind == "every" else None)
 
 
