@@ -140,3 +140,23 @@ async def test_filing_a_progress_report_early_moves_the_next_one_interval_on(tmp
         assert await a.client.exists(f"{P}incident:{inc_id}")
     finally:
         await a.close()
+
+
+async def test_progress_reports_end_with_the_incident(tmp_path, redis_url):
+    """Regression (0.5): resolving dropped the pending progress clock and then added it
+    again (the level still asked for it), so a resolved incident kept reminding."""
+    cfg = config_file(tmp_path, redis_url, plan="putian-tax")
+    time = FakeTime()
+    a = replica(cfg, redis_url, time)
+    try:
+        [inc_id] = await a.router.ingest(parse_list([alert("power.on_battery", "u3a", "u3", starts=time.now())]))
+        time.advance(minutes=20)
+        inc = await a.router.resolve(inc_id, "测试值班长甲", "已恢复")
+        assert [c.id for c in inc.clocks if c.status == "pending"] == ["complete-report"]
+        before = len(stream_events(redis_url, inc_id))
+        time.advance(days=2)  # past every hour's progress time and the complete report's day
+        await a.fire_due()
+        assert [k for k, b in stream_events(redis_url, inc_id)[before:]] == ["reminder", "overdue"]
+        assert {b["clock"]["id"] for _, b in stream_events(redis_url, inc_id)[before:]} == {"complete-report"}
+    finally:
+        await a.close()

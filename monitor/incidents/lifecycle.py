@@ -156,7 +156,10 @@ def add_clocks(inc: Incident, plan: Plan, view: ConfigView, resolved: datetime |
 
 
 def close_clocks(inc: Incident, resolved: datetime, view: ConfigView) -> tuple[Incident, list[str]]:
-    """Handling finished at ``resolved``: recurring reports end with it, and the reports
-    due after the end (``from: resolved``) start."""
-    inc = replace(inc, clocks=tuple(c for c in inc.clocks if not (c.every_seconds and c.status == "pending")))
-    return add_clocks(inc, inc.frozen_plan.plan, view, resolved=resolved)
+    """Handling finished at ``resolved``: recurring reports end with it (and do not come
+    back), and the reports due after the end (``from: resolved``) start."""
+    had = {c.id for c in inc.clocks}
+    new = clocks_for(inc.frozen_plan.plan.clocks, inc.level, inc.category, had, inc.detected_at, inc.level_since,
+                     incident_tz(inc, view), view.calendar, resolved)
+    kept = tuple(c for c in inc.clocks if not (c.every_seconds and c.status == "pending"))
+    return replace(inc, clocks=(*kept, *new)), [c.id for c in new]
