@@ -141,11 +141,11 @@ def cmd_plan_show(args: argparse.Namespace) -> int:
     for c in plan.categories:
         print(f"  {c.id:<14} faults {','.join(c.faults):<30} group {c.group:<12} to {','.join(c.audience.to)}  [{c.source}]")
     print("clocks:")
-    for c in plan.clocks:
-        levels = ",".join(map(str, c.levels))
-        cats = f" categories {','.join(c.categories)}" if c.categories else ""
-        print(f"  {c.id:<22} {c.title.get(lang)}: {c.from_} + {c.due} (levels {levels}{cats})  [{c.source}]"
-              + (f"  note: {c.note}" if c.note else ""))
+    for spec in plan.clocks:
+        levels = ",".join(map(str, spec.levels))
+        cats = f" categories {','.join(spec.categories)}" if spec.categories else ""
+        print(f"  {spec.id:<22} {spec.title.get(lang)}: {spec.from_} + {spec.due} (levels {levels}{cats})  "
+              f"[{spec.source}]" + (f"  note: {spec.note}" if spec.note else ""))
     return 0
 
 

@@ -13,6 +13,7 @@ overdue), ``seq:{day}`` (counter for ids).
 """
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 from dataclasses import replace
@@ -36,6 +37,10 @@ RETENTION = timedelta(days=3 * 365 + 1)  # Shenzhen 4.3.4: keep the full record 
 # a change to an incident: the incident and the stored alerts asked for in, the changed
 # incident and what happened out; None for "nothing changed"
 Mutation = Callable[[Incident, Mapping[str, StoredAlert]], "tuple[Incident, Change] | None"]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _chain(prev: str, entry: dict[str, Any]) -> str:
@@ -62,14 +67,14 @@ class IncidentStore:
             raise NotFound(incident_id)
         return inc
 
-    async def alerts(self, incident_id: str) -> list[StoredAlert]:
+    async def alerts(self, incident_id: str) -> builtins.list[StoredAlert]:
         raw = await self.r.hvals(f"{P}incident:{incident_id}:alerts")
         return sorted((StoredAlert.from_json(json.loads(v)) for v in raw), key=lambda a: a.starts_at)
 
-    async def _timeline_raw(self, incident_id: str) -> list[dict[str, Any]]:
+    async def _timeline_raw(self, incident_id: str) -> builtins.list[dict[str, Any]]:
         return [json.loads(v) for v in await self.r.lrange(f"{P}timeline:{incident_id}", 0, -1)]
 
-    async def timeline(self, incident_id: str) -> list[TimelineEntry]:
+    async def timeline(self, incident_id: str) -> builtins.list[TimelineEntry]:
         return [TimelineEntry.from_json(e) for e in await self._timeline_raw(incident_id)]
 
     async def verify_timeline(self, incident_id: str) -> bool:
@@ -84,10 +89,11 @@ class IncidentStore:
         return inc is None or inc.timeline_head == prev  # the tail was not cut off
 
     async def open_for(self, group: str) -> str | None:
-        return await self.r.hget(f"{P}open", group)
+        value = await self.r.hget(f"{P}open", group)
+        return _text(value) if value is not None else None
 
     async def list(self, since: datetime | None = None, limit: int = 1000, offset: int = 0,
-                   oldest_first: bool = False) -> list[Incident]:
+                   oldest_first: bool = False) -> builtins.list[Incident]:
         lo: float | str = since.timestamp() if since else "-inf"
         if oldest_first:
             ids = await self.r.zrangebyscore(f"{P}incidents", lo, "+inf", start=offset, num=limit)
@@ -95,13 +101,13 @@ class IncidentStore:
             ids = await self.r.zrevrangebyscore(f"{P}incidents", "+inf", lo, start=offset, num=limit)
         if not ids:
             return []
-        raws = await self.r.mget([f"{P}incident:{i}" for i in ids])
+        raws = await self.r.mget([f"{P}incident:{_text(i)}" for i in ids if isinstance(i, (bytes, str))])
         return [Incident.from_json(json.loads(r)) for r in raws if r]
 
-    async def watched(self) -> list[Incident]:
+    async def watched(self) -> builtins.list[Incident]:
         """Incidents still open or with a report pending or overdue: what the metrics show."""
         ids = list(await self.r.smembers(f"{P}watched"))
-        raws = await self.r.mget([f"{P}incident:{i}" for i in ids]) if ids else []
+        raws = await self.r.mget([f"{P}incident:{_text(i)}" for i in ids]) if ids else []
         return [Incident.from_json(json.loads(r)) for r in raws if r]
 
     # ── writes ───────────────────────────────────────────────────────────────────
@@ -184,10 +190,11 @@ class IncidentStore:
     async def _write(self, pipe: aioredis.client.Pipeline, inc: Incident, change: Change, new: bool) -> Incident:
         at = whole(self.time.now())
         key = f"{P}incident:{inc.id}"
-        entry = {"seq": inc.timeline_seq + 1, "at": iso(at), "actor": change.actor,
-                 "action": change.action, "detail": change.detail, "prev": inc.timeline_head}
-        entry["hash"] = _chain(entry["prev"], {k: v for k, v in entry.items()})
-        inc = replace(inc, timeline_seq=entry["seq"], timeline_head=entry["hash"], updated_at=at)
+        seq, prev = inc.timeline_seq + 1, inc.timeline_head
+        entry: dict[str, Any] = {"seq": seq, "at": iso(at), "actor": change.actor, "action": change.action,
+                                 "detail": change.detail, "prev": prev}
+        entry["hash"] = head = _chain(prev, dict(entry))
+        inc = replace(inc, timeline_seq=seq, timeline_head=head, updated_at=at)
         pipe.set(key, inc.dumps())
         pipe.rpush(f"{P}timeline:{inc.id}", json.dumps(entry, ensure_ascii=False))
         if change.alerts:

@@ -36,7 +36,7 @@ class ConfigView:
 
     @classmethod
     def from_config(cls, cfg: Any) -> "ConfigView":
-        uplink = {}
+        uplink: dict[str, str] = {}
         for t in cfg.targets:
             if t.name in cfg.uplinks.get(t.site, ()):
                 uplink.setdefault(t.site, t.system)
@@ -54,7 +54,7 @@ class ConfigView:
         """No config: the units and sites the alerts name are the whole organisation."""
         tz = ZoneInfo(timezone)
         unit_sites: dict[str, set[str]] = {}
-        sites = {}
+        sites: dict[str, SiteInfo] = {}
         for a in alerts:
             unit, site = a.labels.get("unit", "?"), a.labels.get("site", "?")
             unit_sites.setdefault(unit, set()).add(site)
