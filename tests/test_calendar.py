@@ -1,6 +1,7 @@
 """One working-day calendar per config: a holiday (or make-up day) added under
 ``calendar:`` counts for the reporting clocks, the rosters' working-day layers, the
 shift report and the queue probe's opening hours alike."""
+import asyncio
 import json
 import os
 import subprocess
@@ -76,9 +77,10 @@ async def test_a_config_holiday_moves_a_working_day_clock_and_empties_a_working_
                                 headers=auth())
         assert (await resp.json())["incoming"]["id"] == "duty-b"
     # and in `hallmon oncall who` on the same config file
-    res = subprocess.run([sys.executable, "-m", "monitor.cli", "oncall", "who", "-c", str(tmp_path / "hall.yml"),
-                          "--roster", "hall-duty", "--at", at.isoformat(), "--json"],
-                         capture_output=True, text=True, cwd=ROOT, env={**os.environ, **TOKENS})
+    cmd = [sys.executable, "-m", "monitor.cli", "oncall", "who", "-c", str(tmp_path / "hall.yml"),
+           "--roster", "hall-duty", "--at", at.isoformat(), "--json"]
+    res = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, cwd=ROOT,
+                                  env={**os.environ, **TOKENS})
     assert res.returncode == 0, res.stderr
     assert {r["layer"]: r["person"] for r in json.loads(res.stdout)}["desk"] is None
 

@@ -1,6 +1,7 @@
 """``hallmon plan explain`` calls the router's own pure functions (one grouping, one
 uplink folding, one calendar): for the same alerts and config it shows the incidents a
 live router opens, with the same levels, decisions and clocks."""
+import asyncio
 import json
 import os
 import subprocess
@@ -32,12 +33,14 @@ def with_uplink(text: str) -> str:
     return text.replace("        - {id: u1a, name: 测试一关甲厅}\n", UPLINK)
 
 
-def explain(tmp_path, alerts: list[dict], *args: str) -> list[dict]:
+async def explain(tmp_path, alerts: list[dict], *args: str) -> list[dict]:
+    """The command in its own process (off the event loop the in-process app runs on)."""
     path = tmp_path / "alerts.json"
     path.write_text(json.dumps(alerts), encoding="utf-8")
-    res = subprocess.run([sys.executable, "-m", "monitor.cli", "plan", "explain", "-c", str(tmp_path / "hall.yml"),
-                          "--alerts", str(path), "--json", *args],
-                         capture_output=True, text=True, cwd=ROOT, env={**os.environ, **TOKENS}, timeout=60)
+    cmd = [sys.executable, "-m", "monitor.cli", "plan", "explain", "-c", str(tmp_path / "hall.yml"),
+           "--alerts", str(path), "--json", *args]
+    res = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, cwd=ROOT,
+                                  env={**os.environ, **TOKENS}, timeout=60)
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout)
 
@@ -68,7 +71,7 @@ async def test_explain_folds_a_sites_faults_under_its_uplink_as_the_router_does(
                for f, t in (("system.down", "h2000"), ("pos.link_down", "pos1"), ("queue.down", "q1"))]
     alerts += [alert("system.down", "u3a", "u3", starts=t0), alert("system.down", "hqa", "hq", starts=t0)]
     routed = sorted(map(comparable, await live(client, alerts)), key=lambda i: i["category"])
-    explained = sorted(map(comparable, explain(tmp_path, alerts)), key=lambda i: i["category"])
+    explained = sorted(map(comparable, await explain(tmp_path, alerts)), key=lambda i: i["category"])
     assert explained == routed
     uplink = next(i for i in explained if i["category"] == "network")
     assert uplink["system"] == "wan" and uplink["faults"] == ["network.down", "pos.link_down", "queue.down",
@@ -89,7 +92,7 @@ async def test_explain_counts_the_configs_holidays_as_the_router_does(aiohttp_cl
     resp = await client.post(f"/api/v1/incidents/{opened['id']}/resolve",
                              json={"by": "测试值班长甲", "result": "已恢复", "at": resolved.isoformat()}, headers=auth())
     routed = comparable(await resp.json())
-    [explained] = explain(tmp_path, alerts, "--resolved-at", resolved.isoformat())
+    [explained] = await explain(tmp_path, alerts, "--resolved-at", resolved.isoformat())
     assert comparable(explained)["clocks"] == routed["clocks"]
     written = routed["clocks"]["result-written"][0]
     assert written == WorkCalendar(holidays=frozenset({day})).add_working_days(resolved, 2)[0]

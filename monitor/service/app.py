@@ -16,7 +16,7 @@ from monitor.checks.checker import Checker
 from monitor.checks.faults import FaultTracker
 from monitor.checks.metrics import ReadingSeries
 from monitor.checks.scheduler import Scheduler
-from monitor.core.supervise import supervise
+from monitor.core.supervise import stop, supervise
 from monitor.durable import connection as redisconn
 from monitor.durable.timers import Timers
 from monitor.incidents.metrics import IncidentCollector, refresh_forever
@@ -123,9 +123,7 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
              asyncio.create_task(supervise("clock_timers", lambda: timers.run(router.clock_timer), restarts)),
              asyncio.create_task(supervise("incident_metrics", lambda: refresh_forever(collector, store), restarts))]
     yield
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await stop(tasks)
     app[keys.REGISTRY].unregister(collector)
 
 
@@ -146,8 +144,7 @@ async def paging_ctx(app: web.Application) -> AsyncIterator[None]:
 
     task = asyncio.create_task(pager.run_forever(rt.metrics.task_restarts, report_for))
     yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    await stop([task])
     await delivery.close()
 
 
