@@ -110,6 +110,7 @@ class ApiToken(Model):
     secret_file: SecretFile | None = None
     scopes: tuple[Scope, ...] = Field(min_length=1)
     units: tuple[str, ...] = ()  # empty: every unit
+    person: str | None = None  # a paging.people id: the actor recorded for this token's actions
 
     @model_validator(mode="after")
     def _one_secret(self) -> "ApiToken":
@@ -241,6 +242,9 @@ def _references(cfg: Config, data: Any, file: str) -> list[ConfigIssue]:
             if unit not in units:
                 path, line = locate(data, ("api", "tokens", ti, "units", ui))
                 issues.append(ConfigIssue(file, line, path, f"no unit {unit!r}"))
+        if token.person is not None and token.person not in {p.id for p in cfg.paging.people}:
+            path, line = locate(data, ("api", "tokens", ti, "person"))
+            issues.append(ConfigIssue(file, line, path, f"no person {token.person!r} in paging.people"))
     return issues
 
 

@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from monitor.core.errors import HallmonError
+from monitor.durable import notices
 from monitor.durable.events import IncidentEvent, publish
 from monitor.durable.timers import Timers
 
@@ -227,6 +228,7 @@ class IncidentStore:
         for kind in change.events:
             publish(pipe, IncidentEvent(kind, public(doc), iso(at), clock=clock if kind in ("reminder", "overdue") else None,
                                         extra={"actor": change.actor, **change.detail}))
+        notices.publish(pipe, notices.kind_for(change.events), doc["id"], doc.get("units") or (), clock=clock and clock["id"])
         await self._sync_timers(pipe, doc)
 
     async def _sync_timers(self, pipe: aioredis.client.Pipeline, doc: dict) -> None:
