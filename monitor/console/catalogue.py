@@ -49,6 +49,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "mark.maintenance": ("维护期", "Maintenance"),
     "mark.recovered": ("告警已恢复", "Alerts recovered"),
     "detected": ("首次发现", "First seen"),
+    "dur.days": ("{d}天 {hms}", "{d}d {hms}"),
     "clock.left": ("剩余 {t}", "{t} left"),
     "clock.late": ("已超时 {t}", "{t} overdue"),
     "clockstatus.pending": ("待报送", "Pending"),

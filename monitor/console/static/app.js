@@ -65,7 +65,7 @@ function dur(ms) {
   const h = Math.floor(s / 3600); s -= h * 3600;
   const m = Math.floor(s / 60); s -= m * 60;
   const hms = `${h}:${String(m).padStart(2, '0')}:${String(s).padStart(2, '0')}`;
-  return d ? (S.lang === 'zh' ? `${d}天 ${hms}` : `${d}d ${hms}`) : hms;
+  return d ? t('dur.days', { d, hms }) : hms;
 }
 // a wall time typed in the service's time zone ("2026-12-01T09:30") as an instant
 function zoned(local) {
