@@ -209,7 +209,8 @@ def _cross_checks(data: Any, file: str) -> list[ConfigIssue]:
                 name = target.get("name") if isinstance(target, dict) else None
                 names.add(name)
                 note("target", name, (*base, "sites", si, "targets", ti, "name"))
-                timeout = _seconds(target, "timeout", 5.0)
+                # a defaulted timeout is min(5 s, interval): only an explicit one can be too long
+                timeout = _seconds(target, "timeout", 0.0)
                 interval = _seconds(target, "interval", 10.0)
                 if timeout is not None and interval is not None and timeout > interval:
                     path, line = locate(data, (*base, "sites", si, "targets", ti, "timeout"))

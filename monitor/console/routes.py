@@ -10,12 +10,12 @@ it in the Authorization header, so no cookie is set and there is nothing to forg
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from aiohttp import web
 
 from monitor.console.catalogue import catalogue
+from monitor.core.version import version
 from monitor.core.workdays import WorkCalendar
 from monitor.paging.rosters import Rosters
 from monitor.service import keys
@@ -32,13 +32,6 @@ HEADERS = {
 }
 
 routes = web.RouteTableDef()
-
-
-def hallmon_version() -> str:
-    try:
-        return version("hallmon")
-    except PackageNotFoundError:  # pragma: no cover - running from a checkout without install
-        return "0+unknown"
 
 
 @routes.get("/")
@@ -84,7 +77,7 @@ async def whoami(request: web.Request) -> web.Response:
     return web.json_response({
         "name": who.name, "person": who.person, "scopes": sorted(who.scopes),
         "units": sorted(who.units) if who.units is not None else None,
-        "timezone": cfg.service.timezone, "version": hallmon_version(),
+        "timezone": cfg.service.timezone, "version": version(),
         "organisation": {"name": cfg.organisation.name, "units": units},
         "rosters": [r.id for r in cfg.paging.rosters],
     })
