@@ -227,7 +227,8 @@ async def scenario(base: str, token: str, hall: CoreSystem, port: CoreSystem, in
             say(f"scenario done; still serving {base}/console/ — Ctrl-C stops everything.")
             print(f"    console: {base}/console/#token={token}", flush=True)
             await asyncio.Event().wait()
-        await asyncio.sleep(max(0.0, duration - 20))
+        else:
+            await asyncio.sleep(max(0.0, duration - 20))
 
 
 class Devices:
@@ -264,7 +265,7 @@ async def run_demo(duration: float | None) -> None:
         listen = listen_address()
         with tempfile.TemporaryDirectory(prefix="hallmon-demo-") as tmp:
             path = os.path.join(tmp, "demo.yml")
-            server: asyncio.Task | None = None
+            server: asyncio.Task[None] | None = None
             try:
                 for _attempt in range(2):
                     with open(path, "w", encoding="utf-8") as f:
@@ -272,7 +273,8 @@ async def run_demo(duration: float | None) -> None:
                                             devices.nut.address, devices.queue.url, devices.acquirer.address))
                     started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
                     server = asyncio.create_task(serve(path, "0/1", ready=started.set_result))
-                    await asyncio.wait([started, server], return_when=asyncio.FIRST_COMPLETED)
+                    waiting: list[asyncio.Future] = [started, server]
+                    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                     if started.done():
                         break
                     if listen == DEFAULT_LISTEN and isinstance(server.exception(), OSError):
@@ -281,6 +283,7 @@ async def run_demo(duration: float | None) -> None:
                         continue
                     await server  # it ended before listening: raise its error
                 base = started.result()
+                assert server is not None
                 print(f"hallmon demo: console {base}/console/#token={token}\n"
                       "  (a sign-in link: the token is in the #fragment, which the browser never sends)\n"
                       f"  export HALLMON_URL={base} HALLMON_TOKEN={token}", flush=True)

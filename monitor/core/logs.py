@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any, MutableMapping
 
 import structlog
 
@@ -35,9 +36,9 @@ class _FileAndTerminal:
         self.json = structlog.processors.JSONRenderer(ensure_ascii=False)
         self.terminal_level = terminal_level
 
-    def __call__(self, logger, method: str, event: dict) -> str:
+    def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> str:
         line = self.json(logger, method, dict(event))
-        self.file.write(f"{line}\n")
+        self.file.write(f"{line!s}\n")
         if logging.getLevelName(method.upper()) >= self.terminal_level:
             extra = " ".join(f"{k}={v}" for k, v in event.items()
                              if k not in ("event", "level", "timestamp") and v is not None)
