@@ -16,6 +16,7 @@ from monitor.console.catalogue import STRINGS, catalogue
 from monitor.core.faultnames import FAULTS, fault_name
 from simulators.redisproc import RedisServer, free_port
 from tests.conftest import HALLMON, ROOT, write_config
+from tests.robots import Robots
 
 TOKENS = {"T_CHIEF": "chief-secret-0001", "T_AGENCY": "agency-secret-0001"}
 BODY = """\
@@ -202,3 +203,36 @@ def test_console_javascript_uses_only_catalogue_keys_that_exist():
     assert not re.search(r"[\u4e00-\u9fff]", js.split("// ── start")[0].replace("无法连接 hallmon 服务", "")), \
         "no Chinese text in the page's code: every string comes from the catalogue"
 
+
+
+async def test_event_stream_tells_each_page_sent_to_the_units_it_concerns(tmp_path, redis_url, service):
+    robots = await Robots().start()
+    try:
+        body = BODY.replace('url: "http://127.0.0.1:9/unused"', f'url: "{robots.base}/page"') + """\
+  rosters:
+    - id: hall-duty
+      layers:
+        - {id: duty_chief, members: [duty-a], rotation: {every: 1d, handoff: "08:30", start: 2026-11-02}}
+  policies:
+    - id: default
+      steps:
+        - {notify: {roster: hall-duty, layer: duty_chief}}
+"""
+        svc = service(write_config(tmp_path / "h.yml", body, redis_url), env=TOKENS)
+        async with aiohttp.ClientSession() as s:
+            chief = await s.get(f"{svc.base}/api/v1/events", headers=auth("T_CHIEF"))
+            agency = await s.get(f"{svc.base}/api/v1/events", headers=auth("T_AGENCY"))
+            for stream in (chief, agency):
+                await read_events(stream, lambda ev: ev)
+            hall_id = await post_alert(s, svc.base, "hall-1", "paged")
+            pages = await read_events(chief, lambda ev: any(k == "page_sent" for k, _ in ev))
+            [page] = [d for k, d in pages if k == "page_sent"]
+            assert page["incident"] == hall_id and page["person_name"] == "测试值班长甲" and page["units"] == ["hall"]
+            assert page["outcome"] != "failed" and robots.received["webhook"]
+            port_id = await post_alert(s, svc.base, "port-1", "paged-port")
+            theirs = await read_events(agency, lambda ev: any(k == "page_sent" for k, _ in ev))
+            assert [d["incident"] for k, d in theirs if k == "page_sent"] == [port_id]  # not the hall's page
+            chief.close()
+            agency.close()
+    finally:
+        await robots.stop()
