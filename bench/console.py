@@ -143,7 +143,7 @@ def main() -> int:
                     time.sleep(0.1)
             with sync_playwright() as p:
                 browser = launch(p)
-                page = sign_in(browser, base, TOKEN)
+                page = sign_in(browser, base, TOKEN, bypass_csp=True)  # the bench's probes use eval
                 page.wait_for_selector("#levels section")
                 page.wait_for_selector("#live:not(.off)")
                 time.sleep(0.5)

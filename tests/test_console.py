@@ -41,7 +41,7 @@ def signed_in(browser, hall, token="chief", **ctx):
     page = sign_in(browser, hall.base, token, **ctx)
     page.wait_for_selector("#levels section", timeout=10_000)
     page.wait_for_selector("#live:not(.off)", timeout=10_000)
-    page.wait_for_function("document.querySelector('#live').textContent.length > 0")
+    page.wait_for_selector("#live:has-text('实时更新中')")  # the stream is up (no eval: the page's CSP forbids it)
     return page
 
 
@@ -92,8 +92,7 @@ def test_ack_flags_level_report_resolve_through_the_console(browser, hall, plan)
     assert "injuries" in after["flags"]
     if plan == "xiamen-tax":
         assert after["level"] == 2 and inc["level"] == 3
-    page.wait_for_function("(n) => document.querySelector('h1 [data-testid=level]').textContent === n",
-                           arg=after["level_name"])
+    page.locator("h1 [data-testid=level]", has_text=after["level_name"]).wait_for()
 
     # upgrade with a reason
     level = page.get_by_test_id("action-level")
@@ -139,7 +138,7 @@ def test_draft_is_ready_to_print_on_a4(browser, hall):
     page = signed_in(browser, hall)
     page.goto(f"{hall.base}/console/#/incident/{inc['id']}/draft/phone")
     draft = page.get_by_test_id("draft")
-    page.wait_for_function("document.querySelector('[data-testid=draft]').textContent.includes('测试通关大厅')")
+    page.locator("[data-testid=draft]", has_text="测试通关大厅").wait_for()
     assert "核心业务系统无法访问" in draft.inner_text() or "system.down" in draft.inner_text()
     page.emulate_media(media="print")
     assert page.locator("header.top").is_hidden() and page.get_by_text("打印").is_hidden()
@@ -232,7 +231,7 @@ def test_on_duty_now_and_next_and_the_hand_off_report(browser, hall):
     page.wait_for_selector("[data-testid=oncall-now] td")
     text = page.get_by_test_id("oncall-now").inner_text()
     assert layer["now"]["person"]["name"] in text and layer["next"]["person"]["name"] in text and "值班长" in text
-    page.wait_for_function("!document.querySelector('#handoff').textContent.includes('正在加载')")
+    page.locator("#handoff:not(:has-text('正在加载'))").wait_for()
     assert "hall-duty" in page.locator("#handoff").inner_text() or "值班" in page.locator("#handoff").inner_text()
     page.context.close()
 

@@ -602,8 +602,10 @@ async function viewClosed() {
       q.set('since', new Date(zoned(`${f.month.value}-01T00:00`)).toISOString());
       until = zoned(`${m === 12 ? y + 1 : y}-${String(m === 12 ? 1 : m + 1).padStart(2, '0')}-01T00:00`);
     }
+    const mine = (S.search = (S.search || 0) + 1);
     try {
       const docs = (await allPages(q.toString(), 10)).filter((d) => until === null || Date.parse(d.detected_at) < until);
+      if (mine !== S.search || S.view.name !== 'closed') return; // a later search, or another view, took over
       $('#closed').innerHTML = docs.length ? `<table class="stack"><thead><tr><th>ID</th><th>${t('inc.level')}</th><th>${t('inc.faults')}</th>
         <th>${t('inc.sites')}</th><th>${t('detected')}</th><th>${t('closed.resolved_at')}</th><th>${t('inc.resolved')}</th></tr></thead><tbody>
         ${docs.map((d) => `<tr data-testid="incident-row" data-incident-id="${esc(d.id)}"><td><a href="#/incident/${encodeURIComponent(d.id)}">${esc(d.id)}</a></td>
