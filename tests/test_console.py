@@ -272,3 +272,20 @@ def test_closed_incidents_search_by_unit_level_and_month(browser, hall):
     form.get_by_role("button").click()
     page.wait_for_selector("#closed:has-text('没有符合条件的事件')")
     page.context.close()
+
+
+def test_grafana_site_link_opens_the_sites_open_incidents_only(browser, hall):
+    at_port = hall.open_incident("port-1")
+    at_hall = hall.open_incident("hall-1")
+    page = signed_in(browser, hall)
+    page.goto(f"{hall.base}/console/#/?site=port-1")  # dashboards/build.py INCIDENTS_OF_SITE
+    row(page, at_port["id"]).wait_for()
+    assert row(page, at_hall["id"]).count() == 0
+    assert "只显示：测试口岸查验现场" in page.locator("#levels").inner_text()
+    later = hall.open_incident("hall-1")  # live updates respect the filter too
+    also = hall.open_incident("port-1")
+    row(page, also["id"]).wait_for(timeout=3000)
+    assert row(page, later["id"]).count() == 0
+    page.context.close()
+    for inc in (at_port, at_hall, later, also):
+        hall.api("POST", f"/api/v1/incidents/{inc['id']}/resolve", {"result": "测试结束"})

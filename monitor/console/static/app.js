@@ -233,7 +233,9 @@ function setView(html) {
 function route() {
   if (!S.token || !S.me) return;
   say('');
-  const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
+  const [path, query] = location.hash.replace(/^#\/?/, '').split('?');
+  const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  S.filter = { site: new URLSearchParams(query || '').get('site') || '' };
   for (const a of $$('#nav a')) {
     const here = ('#/' + (parts[0] === 'incident' ? '' : parts[0] || '')) === a.getAttribute('href');
     if (here) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
@@ -284,16 +286,19 @@ async function viewList(keep) {
 }
 function renderLevels() {
   const by = { 1: [], 2: [], 3: [] };
-  for (const d of S.open.values()) (by[d.level] || by[3]).push(d);
+  for (const d of S.open.values()) if (shown(d)) (by[d.level] || by[3]).push(d);
+  const only = S.filter && S.filter.site ? `<p class="card">${t('list.only', { site: siteName(S.filter.site) })}
+    <a href="#/">${t('list.all')}</a></p>` : '';
   const html = [1, 2, 3].map((n) => {
     const rows = by[n].sort((a, b) => (a.detected_at < b.detected_at ? 1 : -1));
     return `<section aria-labelledby="lvl${n}"><h2 id="lvl${n}">${t('level.' + n)}
       <span class="muted" id="count-${n}">${t('list.count', { n: rows.length })}</span></h2>
       <ul class="rows" id="rows-${n}">${rows.map(rowHtml).join('')}</ul></section>`;
   }).join('');
-  $('#levels').innerHTML = html + (S.open.size ? '' : `<p class="muted" id="empty">${t('list.empty')}</p>`);
+  $('#levels').innerHTML = only + html + (S.open.size ? '' : `<p class="muted" id="empty">${t('list.empty')}</p>`);
   tick();
 }
+const shown = (d) => !(S.filter && S.filter.site) || (d.sites || []).includes(S.filter.site);
 function marks(d) {
   return (d.drill ? ` <span class="tag">${t('mark.drill')}</span>` : '') +
     (d.maintenance ? ` <span class="tag">${t('mark.maintenance')}</span>` : '') +
@@ -316,8 +321,8 @@ function upsertRow(doc) {
   const old = S.open.get(doc.id);
   if (old && old.updated_at && doc.updated_at && doc.updated_at < old.updated_at) return; // stale
   const el = $(`[data-testid="incident-row"][data-incident-id="${CSS.escape(doc.id)}"]`);
-  if (doc.status === 'resolved') {
-    S.open.delete(doc.id);
+  if (doc.status === 'resolved' || !shown(doc)) {
+    if (doc.status === 'resolved') S.open.delete(doc.id); else S.open.set(doc.id, doc);
     if (el) el.remove();
   } else {
     S.open.set(doc.id, doc);
@@ -329,7 +334,7 @@ function upsertRow(doc) {
     else { if (el) el.remove(); if (list) list.prepend(row); }
   }
   const counts = { 1: 0, 2: 0, 3: 0 };
-  for (const d of S.open.values()) counts[d.level] = (counts[d.level] || 0) + 1;
+  for (const d of S.open.values()) if (shown(d)) counts[d.level] = (counts[d.level] || 0) + 1;
   for (const n of [1, 2, 3]) { const c = $('#count-' + n); if (c) c.textContent = t('list.count', { n: counts[n] }); }
   const empty = $('#empty');
   if (empty && S.open.size) empty.remove();
@@ -402,6 +407,15 @@ function detailText(e) {
   if (d.alerts !== undefined && e.action !== 'report_filed') bits.push(`${t('inc.alerts')}: ${d.alerts}`);
   return bits.join('；');
 }
+function factText(key, v) {
+  if (key === 'units_share' && typeof v === 'number') return `${Math.round(v * 100)}%`;
+  if (key === 'lasting_seconds' && typeof v === 'number') return dur(v * 1000);
+  if (key === 'category') return has('category.' + v) ? t('category.' + v) : v;
+  if (key === 'flags' && Array.isArray(v)) return v.map((f) => t('flag.' + f)).join('、') || t('none');
+  if (key === 'sites' && Array.isArray(v)) return joinNames(v, siteName);
+  if (Array.isArray(v)) return joinNames(v, unitName) || t('none');
+  return typeof v === 'object' && v !== null ? JSON.stringify(v) : v;
+}
 function incidentHtml(d) {
   const dec = d.decision || {};
   const facts = dec.facts || {};
@@ -435,7 +449,7 @@ function incidentHtml(d) {
       <th>${t('clock.due')}</th><th>${t('clock.status')}</th><th>${t('clock.filed')}</th></tr></thead><tbody>${clocks}</tbody></table></div></section>
     <section class="card"><h2>${t('inc.decision')}</h2>${dl([[t('decision.rule'), dec.rule], [t('decision.source'), dec.source],
       [t('decision.by'), dec.by], [t('decision.reason'), dec.reason]])}
-      <h3 class="muted">${t('decision.facts')}</h3>${dl(Object.entries(facts).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : v]))}</section>
+      <h3 class="muted">${t('decision.facts')}</h3>${dl(Object.entries(facts).map(([k, v]) => [has('fact.' + k) ? t('fact.' + k) : k, factText(k, v)]))}</section>
     <section class="card"><h2>${t('inc.alerts')}</h2><div class="scroll"><table class="stack"><thead><tr><th>${t('alert.fault')}</th><th>${t('alert.site')}</th>
       <th>${t('alert.target')}</th><th>${t('alert.since')}</th><th>${t('alert.until')}</th><th>${t('alert.state')}</th><th>${t('alert.detail')}</th></tr></thead>
       <tbody>${alerts}</tbody></table></div></section>
