@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Callable
 
+from monitor.core.faultnames import fault_name
+
 W = {  # the few words the values themselves need
     "fill": {"zh": "【待填写】", "en": "[to fill in]"},
     "open": {"zh": "处置中", "en": "being handled"},
@@ -45,7 +47,7 @@ def _place(doc, alerts, timeline, cfg, lang):
 def _cause(doc, alerts, timeline, cfg, lang):
     seen = []
     for a in alerts:
-        line = a["labels"].get("fault", "?")
+        line = fault_name(a["labels"].get("fault", "?"), lang)
         desc = a["annotations"].get("description") or a["annotations"].get("summary")
         text = f"{line} ({a['labels'].get('target', a['labels'].get('site', ''))}: {desc})" if desc else line
         if text not in seen:
