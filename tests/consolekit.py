@@ -94,7 +94,7 @@ class Hall:
         cfg = write_config(tmp / "console.yml", config_body(self.nut.address), redis_url)
         env = {"T_CHIEF": TOKENS["chief"], "T_AGENCY": TOKENS["agency"], "T_READER": TOKENS["reader"]}
         self.svc = ServiceProcess(cfg, env=env)
-        self.base = self.svc.wait_listening()
+        self.base = self.svc.wait_listening(timeout=60)  # a loaded CI machine starts slowly
         self.seq = 0
 
     def ups(self, **values: str) -> None:

@@ -7,7 +7,9 @@ import asyncio
 import json
 import os
 import re
+import signal
 import subprocess
+import time
 from datetime import datetime, timezone
 
 import aiohttp
@@ -246,3 +248,17 @@ async def test_event_stream_tells_each_page_sent_to_the_units_it_concerns(tmp_pa
             agency.close()
     finally:
         await robots.stop()
+
+
+async def test_open_event_streams_do_not_hold_up_a_sigterm(tmp_path, redis_url, service):
+    svc = service(write_config(tmp_path / "h.yml", BODY, redis_url), env=TOKENS)
+    async with aiohttp.ClientSession() as s:
+        streams = [await s.get(f"{svc.base}/api/v1/events", headers=auth("T_CHIEF")) for _ in range(5)]
+        for stream in streams:
+            await read_events(stream, lambda ev: ev)
+        t0 = time.monotonic()
+        svc.signal(signal.SIGTERM)
+        await asyncio.get_running_loop().run_in_executor(None, svc.proc.wait, 10)
+        assert time.monotonic() - t0 < 3.0
+        for stream in streams:
+            assert await stream.content.read() == b""  # each stream ended cleanly

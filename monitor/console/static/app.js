@@ -158,6 +158,7 @@ function live(on) {
 function onEvent(type, data) {
   if (type === 'ready' || type === 'resync') {
     live(true);
+    if (S.onReady) { S.onReady(); S.onReady = null; }
     if (S.streamedOnce || type === 'resync') refreshView();
     S.streamedOnce = true;
     return;
@@ -222,7 +223,10 @@ async function start() {
   S.orgIdx = null; S.fmt = null;
   $('#nav').hidden = false; $('#signout').hidden = false;
   $('#who').textContent = t('signin.as', { name: S.me.name });
+  // the stream first, then the view: nothing that changes between the two is missed
+  const ready = new Promise((ok) => { S.onReady = ok; });
   stream();
+  await Promise.race([ready, new Promise((ok) => setTimeout(ok, 2000))]);
   route();
 }
 
