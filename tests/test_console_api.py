@@ -262,3 +262,20 @@ async def test_open_event_streams_do_not_hold_up_a_sigterm(tmp_path, redis_url, 
         assert time.monotonic() - t0 < 3.0
         for stream in streams:
             assert await stream.content.read() == b""  # each stream ended cleanly
+
+
+async def test_open_incidents_read_lists_the_live_ones_the_token_sees(tmp_path, redis_url, service):
+    svc = service(write_config(tmp_path / "h.yml", BODY, redis_url), env=TOKENS)
+    async with aiohttp.ClientSession() as s:
+        hall_id = await post_alert(s, svc.base, "hall-1", "a")
+        port_id = await post_alert(s, svc.base, "port-1", "b")
+        gone_id = await post_alert(s, svc.base, "port-1", "c")
+        async with s.post(f"{svc.base}/api/v1/incidents/{gone_id}/resolve", json={"result": "好了"},
+                          headers=auth("T_CHIEF")) as r:
+            assert r.status == 200
+        async with s.get(f"{svc.base}/api/v1/incidents-open", headers=auth("T_CHIEF")) as r:
+            assert {d["id"] for d in (await r.json())["incidents"]} == {hall_id, port_id}
+        async with s.get(f"{svc.base}/api/v1/incidents-open", headers=auth("T_AGENCY")) as r:
+            assert [d["id"] for d in (await r.json())["incidents"]] == [port_id]
+        async with s.get(f"{svc.base}/api/v1/incidents-open") as r:
+            assert r.status == 401 and (await r.json())["error"] == "unauthorized"

@@ -17,6 +17,7 @@ from aiohttp import web
 from monitor.console.catalogue import catalogue
 from monitor.core.version import version
 from monitor.core.workdays import WorkCalendar
+from monitor.incidents.store import public
 from monitor.paging.rosters import Rosters
 from monitor.service import keys
 from monitor.service.api import BadInput, caller, when
@@ -81,6 +82,17 @@ async def whoami(request: web.Request) -> web.Response:
         "organisation": {"name": cfg.organisation.name, "units": units},
         "rosters": [r.id for r in cfg.paging.rosters],
     })
+
+
+@routes.get("/api/v1/incidents-open")
+async def open_incidents(request: web.Request) -> web.Response:
+    """Every incident not yet resolved that the token sees, read from the store's set of
+    live incidents (not a walk through three years of history): the console's list."""
+    who = caller(request, "incidents:read")
+    docs = await request.app[keys.ROUTER].store.watched()
+    out = [public(d) for d in docs if d["status"] != "resolved" and who.sees(d)]
+    out.sort(key=lambda d: d["detected_at"], reverse=True)
+    return web.json_response({"incidents": out})
 
 
 @routes.get("/api/v1/oncall")

@@ -274,8 +274,7 @@ async function viewList(keep) {
   S.loading = true; S.buffer = [];
   let docs;
   try {
-    // one pass over the pages (the API filters after paging, so two status queries would read everything twice)
-    docs = (await allPages('order=newest')).filter((d) => d.status !== 'resolved');
+    docs = (await api('/api/v1/incidents-open')).incidents;
   } catch (err) {
     S.loading = false;
     if (!(err instanceof SignedOut)) $('#levels').innerHTML = `<p class="broken">${esc(problem(err))}</p>`;
