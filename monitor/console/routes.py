@@ -9,6 +9,7 @@ it in the Authorization header, so no cookie is set and there is nothing to forg
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from aiohttp import web
 from monitor.console.catalogue import catalogue
 from monitor.core.version import version
 from monitor.core.workdays import WorkCalendar
-from monitor.incidents.store import public
+from monitor.incidents.store import P, public
 from monitor.paging.rosters import Rosters
 from monitor.service import keys
 from monitor.service.api import BadInput, caller, when
@@ -84,15 +85,43 @@ async def whoami(request: web.Request) -> web.Response:
     })
 
 
+class OpenCache:
+    """The live incidents as the console lists them, parsed once per version: a stored
+    document carries its frozen plan (~10 KB of JSON), and every console that connects or
+    resyncs asks for the whole list, so an unchanged document is not parsed again."""
+
+    def __init__(self) -> None:
+        self.parsed: dict[str, tuple[str, dict, str]] = {}  # id → (stored JSON, public document, its JSON)
+
+    async def read(self, store) -> list[tuple[dict, str]]:
+        ids = sorted(await store.r.smembers(f"{P}watched"))
+        raws = await store.r.mget([f"{P}incident:{i}" for i in ids]) if ids else []
+        parsed: dict[str, tuple[str, dict, str]] = {}
+        for incident_id, raw in zip(ids, raws):
+            if raw is None:
+                continue
+            hit = self.parsed.get(incident_id)
+            if hit is None or hit[0] != raw:
+                doc = public(json.loads(raw))
+                hit = (raw, doc, json.dumps(doc, ensure_ascii=False))
+            parsed[incident_id] = hit
+        self.parsed = parsed  # only what is live now stays
+        return [(doc, text) for _, doc, text in parsed.values()]
+
+
+OPEN_CACHE: web.AppKey[OpenCache] = web.AppKey("console_open_cache", OpenCache)
+
+
 @routes.get("/api/v1/incidents-open")
 async def open_incidents(request: web.Request) -> web.Response:
     """Every incident not yet resolved that the token sees, read from the store's set of
     live incidents (not a walk through three years of history): the console's list."""
     who = caller(request, "incidents:read")
-    docs = await request.app[keys.ROUTER].store.watched()
-    out = [public(d) for d in docs if d["status"] != "resolved" and who.sees(d)]
-    out.sort(key=lambda d: d["detected_at"], reverse=True)
-    return web.json_response({"incidents": out})
+    docs = await request.app[OPEN_CACHE].read(request.app[keys.ROUTER].store)
+    out = [(d, text) for d, text in docs if d["status"] != "resolved" and who.sees(d)]
+    out.sort(key=lambda item: item[0]["detected_at"], reverse=True)
+    body = '{"incidents":[' + ",".join(text for _, text in out) + "]}"
+    return web.Response(text=body, content_type="application/json")
 
 
 @routes.get("/api/v1/oncall")
