@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Callable
 
+from monitor.core.faultnames import fault_name
 from monitor.incidents.records import Incident, StoredAlert, TimelineEntry
 
 W = {  # the few words the values themselves need
@@ -54,7 +55,7 @@ def _place(s: Seen, lang: str) -> str:
 def _cause(s: Seen, lang: str) -> str:
     seen: list[str] = []
     for a in s.alerts:
-        line = a.labels.get("fault", "?")
+        line = fault_name(a.labels.get("fault", "?"), lang)
         desc = a.annotations.get("description") or a.annotations.get("summary")
         text = f"{line} ({a.labels.get('target', a.labels.get('site', ''))}: {desc})" if desc else line
         if text not in seen:

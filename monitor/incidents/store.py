@@ -24,12 +24,13 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from monitor.core.timesource import SYSTEM_TIME, TimeSource, iso, whole
+from monitor.durable import notices
 from monitor.durable.events import IncidentEvent, publish
 from monitor.durable.timers import Timers
 from monitor.incidents.errors import Conflict, NotFound
-from monitor.incidents.records import Change, Incident, StoredAlert, TimelineEntry
+from monitor.incidents.records import INTERNAL, Change, Incident, StoredAlert, TimelineEntry
 
-__all__ = ["Conflict", "IncidentStore", "Mutation", "NotFound", "RETENTION"]
+__all__ = ["Conflict", "IncidentStore", "Mutation", "NotFound", "P", "RETENTION", "public"]
 
 P = "hallmon:"
 RETENTION = timedelta(days=3 * 365 + 1)  # Shenzhen 4.3.4: keep the full record 3 years
@@ -46,6 +47,12 @@ def _text(value: bytes | str) -> str:
 def _chain(prev: str, entry: dict[str, Any]) -> str:
     body = json.dumps(entry, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256((prev + body).encode()).hexdigest()
+
+
+def public(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """The API's incident JSON from the stored JSON, for readers that cache the raw text
+    (``Incident.from_json(stored).public_json()`` says the same, parsed)."""
+    return {k: v for k, v in stored.items() if k not in INTERNAL}
 
 
 class IncidentStore:
@@ -220,6 +227,7 @@ class IncidentStore:
             publish(pipe, IncidentEvent(kind, public, iso(at),
                                         clock=clock.to_json() if clock and kind in ("reminder", "overdue") else None,
                                         extra={"actor": change.actor, **change.detail}))
+        notices.publish(pipe, notices.kind_for(change.events), inc.id, inc.units, clock=clock.id if clock else None)
         await self._sync_timers(pipe, inc)
         return inc
 

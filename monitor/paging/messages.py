@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from monitor.core.errors import ConfigError
+from monitor.core.faultnames import fault_names
 from monitor.plans.model import load_plan
 
 CATEGORY = {
@@ -79,7 +80,7 @@ def render(kind: str, lang: str, inc: dict, *, clock: dict | None = None, step: 
     clock_title = (clock or {}).get("title_en" if i else "title", (clock or {}).get("id", ""))
     values = {
         "level": inc.get("level_name", "") if i == 0 else f"Level {inc.get('level')}",
-        "fault": ", ".join(inc.get("faults", [])) or inc.get("category", ""),
+        "fault": fault_names(inc.get("faults", []), lang) or inc.get("category", ""),
         "site": sites or "-",
         "detected": _local(inc.get("detected_at"), tz),
         "next": (f"{nxt.get('title_en' if i else 'title')} {_local(nxt['due_at'], tz)}" if nxt else "-"),

@@ -33,6 +33,7 @@ from prometheus_client import Counter
 from monitor.config.model import Config
 from monitor.config.paging import PagingConfig, Policy
 from monitor.core.supervise import supervise
+from monitor.durable import notices
 from monitor.durable.events import EventConsumer, IncidentEvent
 from monitor.durable.timers import Timers
 from monitor.paging.acklink import AckSigner
@@ -259,6 +260,9 @@ class Pager:
             outcome = await self.delivery.send_batched(ch, msg, person)
             await self.r.set(key, f"{'sent' if outcome != 'failed' else 'failed'}:{outcome}", ex=KEEP)
             log.info("page", incident=inc["id"], kind=kind, step=step, person=person_id, channel=ch, outcome=outcome)
+            await notices.publish(self.r, "page_sent", inc["id"], inc.get("units") or (), page=kind, step=step,
+                                  person=person_id, person_name=person.name if person else None, channel=ch,
+                                  outcome=outcome)
             if person_id and person_id not in state["paged"] and kind == "page":
                 state["paged"].append(person_id)
 

@@ -34,6 +34,7 @@ class Caller:
     name: str
     scopes: frozenset[str]
     units: frozenset[str] | None  # None: every unit
+    person: str | None = None  # the paging.people id of a personal token; its name is ``name``
 
     def sees(self, inc: Incident) -> bool:
         return self.units is None or bool(self.units & set(inc.units))
@@ -53,7 +54,9 @@ def caller(request: web.Request, scope: str) -> Caller:
         if hmac.compare_digest(token.secret.value.encode(), presented):
             if scope not in token.scopes:
                 raise Denied(403, "forbidden", f"token {token.name!r} lacks scope {scope}")
-            return Caller(token.name, frozenset(token.scopes), frozenset(token.units) or None)
+            person = next((p for p in request.app[keys.RUNTIME].config.paging.people if p.id == token.person), None)
+            return Caller(person.name if person else token.name, frozenset(token.scopes),
+                          frozenset(token.units) or None, person.id if person else None)
     raise Denied(401, "unauthorized", "unknown token")
 
 
@@ -89,6 +92,11 @@ def text(obj: Any, key: str, required: bool = True, limit: int = 2000) -> str | 
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise BadInput(f"{key}: expected a non-empty string of at most {limit} characters")
     return value
+
+
+def actor(who: Caller, obj: Any) -> str:
+    """Who did it: the person of a personal token (whatever the body says), else the body's ``by``."""
+    return who.name if who.person else str(text(obj, "by", limit=100))
 
 
 def when(obj: Any, key: str) -> datetime | None:
@@ -167,7 +175,7 @@ async def create_manual(request: web.Request) -> web.Response:
         raise BadInput(f"site: no site {site!r}")
     if who.units is not None and cfg.sites[site][0].id not in who.units:
         raise Denied(403, "forbidden", "site is outside the token's units")
-    doc = await router(request).open_manual(category, site, text(b, "by", limit=100), text(b, "summary"),
+    doc = await router(request).open_manual(category, site, actor(who, b), text(b, "summary"),
                                             flags, drill=bool(b.get("drill")), level=level)
     return web.json_response(doc.public_json(), status=201)
 
@@ -227,17 +235,18 @@ async def ack(request: web.Request) -> web.Response:
     else:
         who = caller(request, "incidents:write")
         await visible(request, who)
-        doc = await router(request).ack(incident_id, text(await body(request), "by", limit=100), via="api")
+        doc = await router(request).ack(incident_id, actor(who, await body(request)), via="api")
     return web.json_response(doc.public_json())
 
 
 @routes.post("/api/v1/incidents/{id}/reports/{clock}")
 async def file_report(request: web.Request) -> web.Response:
-    await visible(request, caller(request, "incidents:write"))
+    who = caller(request, "incidents:write")
+    await visible(request, who)
     b = await body(request)
     try:
         doc = await router(request).file_report(request.match_info["id"], request.match_info["clock"],
-                                                text(b, "by", limit=100), when(b, "at"), text(b, "note", required=False))
+                                                actor(who, b), when(b, "at"), text(b, "note", required=False))
     except KeyError:
         return error(404, "not_found", f"no clock {request.match_info['clock']!r}")
     except ValueError as err:
@@ -247,12 +256,13 @@ async def file_report(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/incidents/{id}/level")
 async def set_level(request: web.Request) -> web.Response:
-    await visible(request, caller(request, "incidents:write"))
+    who = caller(request, "incidents:write")
+    await visible(request, who)
     b = await body(request)
     level = b.get("level") if isinstance(b, dict) else None
     if level not in (1, 2, 3) or isinstance(level, bool):
         raise BadInput("level: expected 1, 2 or 3")
-    doc = await router(request).set_level(request.match_info["id"], level, text(b, "by", limit=100),
+    doc = await router(request).set_level(request.match_info["id"], level, actor(who, b),
                                           text(b, "reason"))
     return web.json_response(doc.public_json())
 
@@ -260,19 +270,21 @@ async def set_level(request: web.Request) -> web.Response:
 @routes.post("/api/v1/incidents/{id}/flags")
 async def set_flags(request: web.Request) -> web.Response:
     """Harm flags only a person sets: ``{"flags": [...], "by", "reason"}``; the level follows the plan."""
-    await visible(request, caller(request, "incidents:write"))
+    who = caller(request, "incidents:write")
+    await visible(request, who)
     b = await body(request)
     flags = harm_flags(b.get("flags") if isinstance(b, dict) else None, required=True)
-    doc = await router(request).set_flags(request.match_info["id"], flags, text(b, "by", limit=100), text(b, "reason"))
+    doc = await router(request).set_flags(request.match_info["id"], flags, actor(who, b), text(b, "reason"))
     return web.json_response(doc.public_json())
 
 
 @routes.post("/api/v1/incidents/{id}/resolve")
 async def resolve(request: web.Request) -> web.Response:
-    await visible(request, caller(request, "incidents:write"))
+    who = caller(request, "incidents:write")
+    await visible(request, who)
     b = await body(request)
     try:
-        doc = await router(request).resolve(request.match_info["id"], text(b, "by", limit=100),
+        doc = await router(request).resolve(request.match_info["id"], actor(who, b),
                                             text(b, "result"), when(b, "at"))
     except ValueError as err:
         raise BadInput(str(err)) from None

@@ -16,6 +16,7 @@ from monitor.checks.checker import Checker
 from monitor.checks.faults import FaultTracker
 from monitor.checks.metrics import ReadingSeries
 from monitor.checks.scheduler import Scheduler
+from monitor.console import install as install_console
 from monitor.core.supervise import stop, supervise
 from monitor.durable import connection as redisconn
 from monitor.durable.timers import Timers
@@ -156,4 +157,5 @@ def build_app(runtime: Runtime, registry: CollectorRegistry) -> web.Application:
     app.cleanup_ctx.extend([redis_ctx, session_ctx, checks_ctx, router_ctx, paging_ctx])
     app.add_routes(routes)
     app.add_routes(api_routes)
+    install_console(app)
     return app
