@@ -118,7 +118,7 @@ class Hub:
                 continue
             chunk = frame(kind, {"incident": doc, "clock": clock})
             for stream in list(self.streams):
-                if stream.who.sees(doc):
+                if stream.who.sees_units(doc["units"]):
                     self._send(stream, chunk)
         for n in pages:
             chunk = frame("page_sent", n)

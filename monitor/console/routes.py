@@ -117,7 +117,7 @@ async def open_incidents(request: web.Request) -> web.Response:
     live incidents (not a walk through three years of history): the console's list."""
     who = caller(request, "incidents:read")
     docs = await request.app[OPEN_CACHE].read(request.app[keys.ROUTER].store)
-    out = [(d, text) for d, text in docs if d["status"] != "resolved" and who.sees(d)]
+    out = [(d, text) for d, text in docs if d["status"] != "resolved" and who.sees_units(d["units"])]
     out.sort(key=lambda item: item[0]["detected_at"], reverse=True)
     body = '{"incidents":[' + ",".join(text for _, text in out) + "]}"
     return web.Response(text=body, content_type="application/json")
