@@ -17,6 +17,7 @@ from monitor.config.paging import PagingConfig
 from monitor.core.errors import ConfigError, ConfigIssue
 from monitor.core.secret import Secret, SecretEnv, SecretFile
 from monitor.core.target import AwareTime, Duration, HostPort, Hours, Model, Name, Target, parse_duration
+from monitor.core.workdays import WorkCalendar
 from monitor.core.yamlload import load_file, locate, schema_issues
 from monitor.durable.connection import SENTINEL, parse_sentinel
 from monitor.plans.model import load_plan
@@ -152,10 +153,17 @@ class Config(Model):
     def targets(self) -> tuple[Target, ...]:
         return tuple(
             Target(spec=spec, site=site.id, unit=unit.id, system=spec.system or PROBES[spec.kind].system,
-                   hours=site.hours, timezone=site.timezone or self.service.timezone)
+                   hours=site.hours, timezone=site.timezone or self.service.timezone,
+                   calendar=self.work_calendar)
             for unit in self.organisation.units
             for site in unit.sites
             for spec in site.targets)
+
+    @cached_property
+    def work_calendar(self) -> WorkCalendar:
+        """The one working-day calendar of this config (``calendar:`` added to China's
+        official one): clocks, opening hours, rosters and ``plan explain`` all use it."""
+        return WorkCalendar.from_config(self.calendar)
 
     @cached_property
     def sites(self) -> dict[str, tuple[Unit, Site]]:

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Mapping
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
+from monitor.core.workdays import WorkCalendar
+
 _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d|w))+$")
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -166,6 +168,7 @@ class Target:
     system: str
     hours: Hours | None = None  # the site's opening hours, for probes that judge by them
     timezone: str = "Asia/Shanghai"
+    calendar: WorkCalendar | None = None  # the config's working days (None: China's official calendar)
 
     @property
     def name(self) -> str:

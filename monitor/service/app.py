@@ -18,12 +18,11 @@ from monitor.checks.metrics import ReadingSeries
 from monitor.checks.scheduler import Scheduler
 from monitor.console import install as install_console
 from monitor.core.supervise import supervise
-from monitor.core.workdays import WorkCalendar
 from monitor.durable import connection as redisconn
 from monitor.durable.timers import Timers
 from monitor.incidents.metrics import IncidentCollector, refresh_forever
 from monitor.incidents.router import Router
-from monitor.incidents.store import IncidentStore, public
+from monitor.incidents.store import IncidentStore
 from monitor.paging.acklink import AckSigner
 from monitor.paging.channels import Delivery
 from monitor.paging.handoff import build
@@ -87,9 +86,7 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
     # run of a handler is harmless (it re-reads the clock inside WATCH and finds it done)
     timers = Timers(client, "hallmon:clocktimers", lease=2.0)
     store = IncidentStore(client, timers)
-    calendar = WorkCalendar(holidays=frozenset(cfg.calendar.holidays), workdays=frozenset(cfg.calendar.workdays),
-                            known_years=frozenset(cfg.calendar.years))
-    router = Router(store, lambda: rt.config, calendar)
+    router = Router(store, lambda: rt.config)  # its calendar: the running config's work_calendar
     app[keys.ROUTER] = router
     secret = cfg.api.link_secret_env or cfg.api.link_secret_file
     if secret is None:
@@ -140,15 +137,13 @@ async def paging_ctx(app: web.Application) -> AsyncIterator[None]:
     if not cfg.paging.policies:
         yield
         return
-    calendar = WorkCalendar(holidays=frozenset(cfg.calendar.holidays), workdays=frozenset(cfg.calendar.workdays),
-                            known_years=frozenset(cfg.calendar.years))
     delivery = Delivery(cfg.paging, app[keys.SESSION], app[keys.REGISTRY], app[keys.REDIS])
     pager = Pager(app[keys.REDIS], lambda: rt.config, delivery, app[keys.ACK_SIGNER], public_url(rt),
-                  Rosters(cfg.paging, calendar))
+                  Rosters(cfg.paging, cfg.work_calendar))
 
     async def report_for(roster_id: str, at) -> dict:
         docs = await app[keys.ROUTER].store.list()
-        return build(pager.rosters, roster_id, at, target_states(rt), [public(d) for d in docs])
+        return build(pager.rosters, roster_id, at, target_states(rt), [d.public_json() for d in docs])
 
     task = asyncio.create_task(pager.run_forever(rt.metrics.task_restarts, report_for))
     yield
