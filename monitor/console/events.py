@@ -20,6 +20,7 @@ from aiohttp import web
 
 from monitor.core.supervise import supervise
 from monitor.durable import notices
+from monitor.incidents.records import Incident
 from monitor.service import keys
 from monitor.service.api import Caller, caller
 
@@ -106,19 +107,19 @@ class Hub:
         for n in batch:
             if n["kind"] != "page_sent":
                 seen.setdefault((n["incident"], n["kind"], n.get("clock")), n)
-        docs: dict[str, dict | None] = {}
+        docs: dict[str, Incident | None] = {}
         ids = sorted({key[0] for key in seen})
         if ids:
             store = self.app[keys.ROUTER].store
             found = await asyncio.gather(*(store.get(i) for i in ids))
-            docs = {i: doc.public_json() if doc else None for i, doc in zip(ids, found)}
+            docs = dict(zip(ids, found))
         for (incident_id, kind, clock), _n in seen.items():
-            doc = docs.get(incident_id)
-            if doc is None:
+            inc = docs.get(incident_id)
+            if inc is None:
                 continue
-            chunk = frame(kind, {"incident": doc, "clock": clock})
+            chunk = frame(kind, {"incident": inc.public_json(), "clock": clock})
             for stream in list(self.streams):
-                if stream.who.sees_units(doc["units"]):
+                if stream.who.sees(inc):
                     self._send(stream, chunk)
         for n in pages:
             chunk = frame("page_sent", n)

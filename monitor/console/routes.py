@@ -17,7 +17,8 @@ from aiohttp import web
 
 from monitor.console.catalogue import catalogue
 from monitor.core.version import version
-from monitor.incidents.store import P, public
+from monitor.incidents.records import Incident
+from monitor.incidents.store import P
 from monitor.paging.rosters import Rosters
 from monitor.service import keys
 from monitor.service.api import BadInput, caller, when
@@ -90,22 +91,22 @@ class OpenCache:
     resyncs asks for the whole list, so an unchanged document is not parsed again."""
 
     def __init__(self) -> None:
-        self.parsed: dict[str, tuple[str, dict, str]] = {}  # id → (stored JSON, public document, its JSON)
+        self.parsed: dict[str, tuple[str, Incident, str]] = {}  # id → (stored JSON, incident, its public JSON)
 
-    async def read(self, store) -> list[tuple[dict, str]]:
+    async def read(self, store) -> list[tuple[Incident, str]]:
         ids = sorted(await store.r.smembers(f"{P}watched"))
         raws = await store.r.mget([f"{P}incident:{i}" for i in ids]) if ids else []
-        parsed: dict[str, tuple[str, dict, str]] = {}
+        parsed: dict[str, tuple[str, Incident, str]] = {}
         for incident_id, raw in zip(ids, raws):
             if raw is None:
                 continue
             hit = self.parsed.get(incident_id)
             if hit is None or hit[0] != raw:
-                doc = public(json.loads(raw))
-                hit = (raw, doc, json.dumps(doc, ensure_ascii=False))
+                inc = Incident.from_json(json.loads(raw))
+                hit = (raw, inc, json.dumps(inc.public_json(), ensure_ascii=False))
             parsed[incident_id] = hit
         self.parsed = parsed  # only what is live now stays
-        return [(doc, text) for _, doc, text in parsed.values()]
+        return [(inc, text) for _, inc, text in parsed.values()]
 
 
 OPEN_CACHE: web.AppKey[OpenCache] = web.AppKey("console_open_cache", OpenCache)
@@ -117,8 +118,8 @@ async def open_incidents(request: web.Request) -> web.Response:
     live incidents (not a walk through three years of history): the console's list."""
     who = caller(request, "incidents:read")
     docs = await request.app[OPEN_CACHE].read(request.app[keys.ROUTER].store)
-    out = [(d, text) for d, text in docs if d["status"] != "resolved" and who.sees_units(d["units"])]
-    out.sort(key=lambda item: item[0]["detected_at"], reverse=True)
+    out = [(inc, text) for inc, text in docs if inc.status != "resolved" and who.sees(inc)]
+    out.sort(key=lambda item: item[0].detected_at, reverse=True)
     body = '{"incidents":[' + ",".join(text for _, text in out) + "]}"
     return web.Response(text=body, content_type="application/json")
 

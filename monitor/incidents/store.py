@@ -28,9 +28,9 @@ from monitor.durable import notices
 from monitor.durable.events import IncidentEvent, publish
 from monitor.durable.timers import Timers
 from monitor.incidents.errors import Conflict, NotFound
-from monitor.incidents.records import INTERNAL, Change, Incident, StoredAlert, TimelineEntry
+from monitor.incidents.records import Change, Incident, StoredAlert, TimelineEntry
 
-__all__ = ["Conflict", "IncidentStore", "Mutation", "NotFound", "P", "RETENTION", "public"]
+__all__ = ["Conflict", "IncidentStore", "Mutation", "NotFound", "P", "RETENTION"]
 
 P = "hallmon:"
 RETENTION = timedelta(days=3 * 365 + 1)  # Shenzhen 4.3.4: keep the full record 3 years
@@ -47,12 +47,6 @@ def _text(value: bytes | str) -> str:
 def _chain(prev: str, entry: dict[str, Any]) -> str:
     body = json.dumps(entry, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256((prev + body).encode()).hexdigest()
-
-
-def public(stored: Mapping[str, Any]) -> dict[str, Any]:
-    """The API's incident JSON from the stored JSON, for readers that cache the raw text
-    (``Incident.from_json(stored).public_json()`` says the same, parsed)."""
-    return {k: v for k, v in stored.items() if k not in INTERNAL}
 
 
 class IncidentStore:

@@ -11,7 +11,7 @@ import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any
 
 from aiohttp import web
 
@@ -37,11 +37,7 @@ class Caller:
     person: str | None = None  # the paging.people id of a personal token; its name is ``name``
 
     def sees(self, inc: Incident) -> bool:
-        return self.sees_units(inc.units)
-
-    def sees_units(self, units: Iterable[str]) -> bool:
-        """Whether an incident affecting ``units`` (its JSON's ``units``) is visible to the token."""
-        return self.units is None or bool(self.units & set(units))
+        return self.units is None or bool(self.units & set(inc.units))
 
 
 class Denied(Exception):
