@@ -223,10 +223,8 @@ class IncidentStore:
             pipe.srem(f"{P}watched", doc["id"])
         for timer_id in change.timers_done:
             await self.timers.done(timer_id, pipe)
-        clock = next((c for c in doc["clocks"] if c["id"] == change.detail.get("clock")), None)
         for kind in change.events:
-            publish(pipe, IncidentEvent(kind, public(doc), iso(at), clock=clock if kind in ("reminder", "overdue") else None,
-                                        extra={"actor": change.actor, **change.detail}))
+            publish(pipe, IncidentEvent.of(kind, public(doc), iso(at), change.actor, change.detail))
         await self._sync_timers(pipe, doc)
 
     async def _sync_timers(self, pipe: aioredis.client.Pipeline, doc: dict) -> None:
