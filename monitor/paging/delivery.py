@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 import aiohttp
 import redis.asyncio as aioredis
+import redis.exceptions
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -45,6 +46,8 @@ from monitor.paging.ratelimit import MemoryWindow, SharedWindow
 from monitor.paging.state import PagingStates
 
 log = structlog.get_logger("hallmon.delivery")
+
+REDIS_ERRORS = (redis.exceptions.RedisError, OSError)
 
 
 def idempotency_key(*job_keys: str) -> str:
@@ -73,6 +76,7 @@ class Delivery:
         self._senders: dict[str, tuple[Channel, Sender]] = {}
         self._windows: dict[str, tuple[Any, MemoryWindow | SharedWindow]] = {}
         self._lanes: dict[str, asyncio.Queue[Job]] = {}
+        self._workers: dict[str, int] = {}
         self._tasks: set[asyncio.Task] = set()
         self._flushers: dict[str, asyncio.Task] = {}
         self._batches: dict[tuple[str, str], _Batch] = {}
@@ -123,20 +127,26 @@ class Delivery:
             lane = self._lanes[job.channel] = asyncio.Queue()
         lane.put_nowait(job)
         channel = self.channel(job.channel)
-        workers = sum(1 for t in self._tasks if t.get_name() == f"lane:{job.channel}")
-        if workers < (channel.concurrency if channel else 1):
+        if self._workers.get(job.channel, 0) < (channel.concurrency if channel else 1):
+            self._workers[job.channel] = self._workers.get(job.channel, 0) + 1
             self._spawn(self._work(job.channel, lane), f"lane:{job.channel}")
 
     async def _work(self, channel_id: str, lane: asyncio.Queue[Job]) -> None:
-        while True:
-            job = await lane.get()
-            try:
-                await self.attempt(job)
-            except Exception as err:  # a bug or Redis trouble: the job is taken again after its lease
-                log.error("page_attempt_crashed", channel=channel_id, key=job.key, error_class=type(err).__name__,
-                          error=str(err), exc_info=err)
-            finally:
-                self.inflight.discard(job.key)
+        try:
+            while True:
+                job = await lane.get()
+                try:
+                    await self.attempt(job)
+                except REDIS_ERRORS as err:  # the job stays in the outbox: taken again after its lease
+                    log.warning("page_attempt_interrupted", channel=channel_id, key=job.key, error=str(err))
+                except Exception as err:  # a bug: trying again would fail again
+                    log.error("page_attempt_crashed", channel=channel_id, key=job.key,
+                              error_class=type(err).__name__, error=str(err), exc_info=err)
+                    await self._finish(job, f"failed:{type(err).__name__}", "failed")
+                finally:
+                    self.inflight.discard(job.key)
+        finally:
+            self._workers[channel_id] -= 1
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task:
         task = asyncio.create_task(coro, name=name)

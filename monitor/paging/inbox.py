@@ -45,9 +45,6 @@ class Inbox:
         while True:
             try:
                 batch = await self.consumer.read(block_ms=500)
-                if self.clock.time() - trimmed >= self.trim_every:
-                    trimmed = self.clock.time()
-                    await trim_read(self.consumer.client, self.consumer.stream)
             except REDIS_ERRORS as err:
                 self._redis_failing(err)
                 await self.clock.sleep(1.0)
@@ -56,6 +53,15 @@ class Inbox:
                 log.info("pager_redis_recovered")
                 self._failing = False
             await self.handle_batch(batch)
+            if self.clock.time() - trimmed >= self.trim_every:
+                trimmed = self.clock.time()
+                await self._trim()
+
+    async def _trim(self) -> None:
+        try:
+            await trim_read(self.consumer.client, self.consumer.stream)
+        except REDIS_ERRORS as err:  # the next read says whether Redis is failing; this is no reason to stop
+            log.debug("event_stream_trim_failed", error=str(err))
 
     async def handle_batch(self, batch: list[tuple[str, IncidentEvent | BadEvent]]) -> None:
         by_incident: dict[str, list[tuple[str, IncidentEvent]]] = {}
