@@ -67,8 +67,8 @@ class Harness:
     """A Pager on the test session's redis-server, its loops running, on an injected
     clock (``ManualClock`` unless given): ``publish`` events, ``until`` something holds."""
 
-    def __init__(self, redis_url: str, cfg, clock=None, report_for=None):
-        self.redis_url, self.config, self.report_for = redis_url, cfg, report_for
+    def __init__(self, redis_url: str, cfg, clock=None, report_for=None, consumer: str = "test"):
+        self.redis_url, self.config, self.report_for, self.consumer = redis_url, cfg, report_for, consumer
         self.clock = clock if clock is not None else ManualClock(START)
 
     async def __aenter__(self) -> "Harness":
@@ -77,7 +77,7 @@ class Harness:
         self.registry = CollectorRegistry()
         self.signer = AckSigner(b"test-link-secret-0123456789")
         self.pager = Pager(self.client, lambda: self.config, self.session, self.registry, self.signer,
-                           clock=self.clock, consumer="test")
+                           clock=self.clock, consumer=self.consumer)
         restarts = Counter("hallmon_task_restarts_total", "", ["task"], registry=self.registry)
         self.task = asyncio.create_task(self.pager.run_forever(restarts, self.report_for))
         return self

@@ -5,19 +5,14 @@ test_escalation; delivery under faults: test_delivery.)"""
 import asyncio
 from datetime import datetime, timezone
 
-import aiohttp
 import pytest
 import redis
 import redis.asyncio as aioredis
-from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from monitor.config.paging import PagingConfig
-from monitor.core.clock import SYSTEM
-from monitor.durable.events import Headline
-from monitor.paging.delivery import Delivery
-from monitor.paging.messages import render
-from tests.pagingkit import config, incident, paging_yaml
+from monitor.core.clock import ManualClock
+from tests.pagingkit import START, Harness, config, incident, paging_yaml
 from tests.robots import Robots
 from tests.routerkit import TOKENS, alert, auth, make_app
 
@@ -129,25 +124,31 @@ paging:
   channels:
     - {id: lead-dingtalk, type: dingtalk, url: "%s/robot/send", token_env: HALLMON_T_DING_TOKEN,
        secret_env: HALLMON_T_DING_SECRET, rate_limit: {messages: 20, per: 2s}}
+  policies:
+    - id: robot
+      steps:
+        - {notify: {channel: lead-dingtalk}}
 """
+THIRTY = [f"INC-TEST-{i:04d}" for i in range(30)]
 
 
-def page(i: int):
-    return render("page", "zh", Headline.of(incident(f"INC-TEST-{i:04d}", level=3)))
+def each_once(messages: list[dict]) -> bool:
+    """Every one of the thirty incidents in exactly one message (its page or the digest)."""
+    texts = [m["markdown"]["text"] for m in messages]
+    return all(sum(inc in text for text in texts) == 1 for inc in THIRTY)
 
 
 async def test_rate_limit_turns_thirty_pages_into_twenty_and_a_digest(robots, redis_url):
-    cfg = config(redis_url, DING % robots.base)
-    registry = CollectorRegistry()
-    async with aiohttp.ClientSession() as session:
-        delivery = Delivery(None, lambda: cfg, session, registry, None, SYSTEM)
-        outcomes = [await delivery.send_digested("lead-dingtalk", page(i), None) for i in range(30)]
-        assert outcomes.count("sent") == 20 and outcomes.count("digested") == 10  # nothing dropped
-        await wait_for(lambda: len(robots.received["dingtalk"]) == 21, timeout=5)
-        await delivery.close()
+    async with Harness(redis_url, config(redis_url, DING % robots.base)) as h:
+        for inc in THIRTY:
+            await h.publish("opened", incident(inc, level=3))
+        await h.until(lambda: h.metric("hallmon_pages_sent_total", channel="lead-dingtalk", outcome="digested") == 10)
+        await asyncio.sleep(0.2)
+        assert len(robots.received["dingtalk"]) == 20  # the limit holds while the clock stands
+        await h.until(lambda: len(robots.received["dingtalk"]) == 21, advance=0.5)
     digest = robots.received["dingtalk"][20]["markdown"]
     assert "10" in digest["title"] and digest["text"].count("\n- ") == 10
-    assert all(f"INC-TEST-{i:04d}" in robots.received["dingtalk"][i]["markdown"]["text"] for i in range(20))
+    assert each_once(robots.received["dingtalk"])  # nothing dropped, nothing twice
     assert robots.rejected == []
 
 
@@ -226,24 +227,25 @@ async def test_webhook_pages_within_the_batch_window_go_as_one_digest(aiohttp_cl
 
 
 async def test_two_replicas_share_a_robots_rate_limit_and_a_held_digest_survives_a_restart(robots, redis_url):
-    cfg = config(redis_url, DING % robots.base)
+    cfg, clock = config(redis_url, DING % robots.base), ManualClock(START)
+    async with Harness(redis_url, cfg, clock, consumer="a") as a, Harness(redis_url, cfg, clock, consumer="b") as b:
+        for inc in THIRTY:
+            await a.publish("opened", incident(inc, level=3))
+
+        def digested() -> float:
+            return sum(h.metric("hallmon_pages_sent_total", channel="lead-dingtalk", outcome="digested") for h in (a, b))
+        await a.until(lambda: digested() == 10)  # one limit for both
+        assert len(robots.received["dingtalk"]) == 20
+    # both replicas stopped before the digest's turn came
     r = aioredis.from_url(redis_url, decode_responses=True)
-    async with aiohttp.ClientSession() as session:
-        a = Delivery(r, lambda: cfg, session, CollectorRegistry(), None, SYSTEM)
-        b = Delivery(r, lambda: cfg, session, CollectorRegistry(), None, SYSTEM)
-        outcomes = [await (a if i % 2 else b).send_digested("lead-dingtalk", page(i), None) for i in range(30)]
-        assert outcomes.count("sent") == 20 and outcomes.count("digested") == 10  # one limit for both
-        await a.close()  # both replicas stop before the digest's turn comes
-        await b.close()
-        assert await r.llen("hallmon:paging:held:lead-dingtalk") == 10
-        c = Delivery(r, lambda: cfg, session, CollectorRegistry(), None, SYSTEM)  # a restarted replica
-        await c.resume_held()
-        await wait_for(lambda: len(robots.received["dingtalk"]) == 21, timeout=5)
+    assert await r.llen("hallmon:paging:held:lead-dingtalk") == 10
+    async with Harness(redis_url, cfg, clock, consumer="c") as c:  # a restarted replica
+        await c.until(lambda: len(robots.received["dingtalk"]) == 21, advance=0.5)
         await asyncio.sleep(0.3)
-        await c.close()
     assert len(robots.received["dingtalk"]) == 21
     digest = robots.received["dingtalk"][20]["markdown"]
-    assert "10" in digest["title"] and digest["text"].count("\n- ") == 10  # nothing dropped, nothing twice
+    assert "10" in digest["title"] and digest["text"].count("\n- ") == 10
+    assert each_once(robots.received["dingtalk"])  # nothing dropped, nothing twice
     assert await r.llen("hallmon:paging:held:lead-dingtalk") == 0
     assert robots.rejected == []
     await r.aclose()

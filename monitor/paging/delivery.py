@@ -5,8 +5,8 @@ needs, apart from the escalation that decided them.
   its own ``timeout``: a hung receiver delays only its own channel.
 - Stale: a page whose incident was acknowledged or resolved meanwhile is cancelled;
   other messages give up after ``paging.give_up_after``.
-- Rate limit: past a channel's ``rate_limit`` a message is held for one digest (held in
-  Redis, shared by replicas, see ``ratelimit``), never dropped.
+- Rate limit: past a channel's ``rate_limit`` a message is held for one digest (counted
+  and held in Redis, shared by replicas, see ``ratelimit``), never dropped.
 - Batch: pages to one person on one channel within ``paging.batch_window`` go as one
   message: the first at once, the ones that follow together at the window's end.
 - Retry: a retryable failure (5xx, timeout, refused) is tried again after a backoff
@@ -42,7 +42,7 @@ from monitor.paging.channels import Sender, sender
 from monitor.paging.handoff import render as render_report
 from monitor.paging.messages import Message, digest, render
 from monitor.paging.outbox import BUSY, FINAL, Job, Marks, Outbox
-from monitor.paging.ratelimit import MemoryWindow, SharedWindow
+from monitor.paging.ratelimit import SharedWindow
 from monitor.paging.state import PagingStates
 
 log = structlog.get_logger("hallmon.delivery")
@@ -66,15 +66,13 @@ class _Batch:
 
 
 class Delivery:
-    def __init__(self, client: aioredis.Redis | None, config: Callable[[], Config], session: aiohttp.ClientSession,
-                 registry: CollectorRegistry, signer: AckSigner | None, clock: Clock, marks: Marks | None = None,
-                 outbox: Outbox | None = None, states: PagingStates | None = None):
-        """Without ``client`` (and its outbox), only ``send_digested`` is of use: a
-        process-local rate limit for tests of the channels."""
+    def __init__(self, client: aioredis.Redis, config: Callable[[], Config], session: aiohttp.ClientSession,
+                 registry: CollectorRegistry, signer: AckSigner, clock: Clock, marks: Marks, outbox: Outbox,
+                 states: PagingStates):
         self.r, self.config, self.session, self.signer, self.clock = client, config, session, signer, clock
         self.marks, self.outbox, self.states = marks, outbox, states
         self._senders: dict[str, tuple[Channel, Sender]] = {}
-        self._windows: dict[str, tuple[Any, MemoryWindow | SharedWindow]] = {}
+        self._windows: dict[str, tuple[Any, SharedWindow]] = {}
         self._lanes: dict[str, asyncio.Queue[Job]] = {}
         self._workers: dict[str, int] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -99,21 +97,20 @@ class Delivery:
             cached = self._senders[channel.id] = (channel, sender(channel, self.session))
         return cached[1]
 
-    def _window(self, channel: Channel) -> MemoryWindow | SharedWindow | None:
+    def _window(self, channel: Channel) -> SharedWindow | None:
+        """The channel's rate limit, counted in Redis: replicas share one robot's allowance."""
         if channel.rate_limit is None:
             return None
         cached = self._windows.get(channel.id)
         if cached is None or cached[0] != channel.rate_limit:
             limit = channel.rate_limit
-            window = (SharedWindow(self.r, channel.id, limit.messages, limit.per, clock=self.clock) if self.r is not None
-                      else MemoryWindow(limit.messages, limit.per, clock=self.clock))
-            cached = self._windows[channel.id] = (limit, window)
+            cached = self._windows[channel.id] = (limit, SharedWindow(self.r, channel.id, limit.messages, limit.per,
+                                                                      clock=self.clock))
         return cached[1]
 
     # ── from the outbox to a lane ────────────────────────────────────────────────
     async def run(self) -> None:
         """Take due jobs from the outbox and queue each on its channel's lane."""
-        assert self.outbox is not None
         await self.resume_held()
         await self.outbox.timers.run(self._dispatch)
 
@@ -156,7 +153,6 @@ class Delivery:
 
     # ── one attempt ──────────────────────────────────────────────────────────────
     async def attempt(self, job: Job) -> None:
-        assert self.marks is not None
         cfg = self.config()
         channel = self.channel(job.channel)
         if channel is None:
@@ -185,7 +181,7 @@ class Delivery:
         await self._send([job], channel, msg, person)
 
     async def _stale(self, job: Job, cfg: Config) -> str | None:
-        if job.kind == "page" and job.incident is not None and self.states is not None:
+        if job.kind == "page" and job.incident is not None:
             state = await self.states.get(job.incident.id)
             if state is not None and state.stopped:
                 return "cancelled:resolved" if state.resolved else "cancelled:acknowledged"
@@ -203,7 +199,7 @@ class Delivery:
         assert job.incident is not None
         inc = job.incident
         ack = ""
-        if job.kind != "resolved" and self.signer is not None:
+        if job.kind != "resolved":
             ack = self.signer.url(public_base(cfg), inc.id, job.person or f"channel:{job.channel}",
                                   now=self.clock.time())
         return render(job.kind, lang, inc, clock=job.clock, step=job.step, ack_url=ack, detail=job.detail,
@@ -236,7 +232,6 @@ class Delivery:
                      person=job.person, channel=channel.id, attempts=job.attempts + 1)
 
     async def _failed(self, job: Job, channel: Channel, err: ChannelError) -> None:
-        assert self.marks is not None and self.outbox is not None and self.r is not None
         attempts = job.attempts + 1
         fallback = self.channel(channel.fallback) if channel.fallback else None
         async with self.r.pipeline(transaction=True) as pipe:
@@ -263,7 +258,6 @@ class Delivery:
             self.outbox.wake()
 
     async def _finish(self, job: Job, mark: str | None, outcome: str | None = None) -> None:
-        assert self.marks is not None and self.outbox is not None and self.r is not None
         async with self.r.pipeline(transaction=True) as pipe:
             if mark is not None:
                 self.marks.set(pipe, job.key, mark)
@@ -299,22 +293,7 @@ class Delivery:
             self.sent.labels(channel_id, "batched").inc(len(held))
 
     # ── rate-limit digests ───────────────────────────────────────────────────────
-    async def send_digested(self, channel_id: str, msg: Message, person: Person | None) -> str:
-        """One message through the rate limit, at once (tests of channels and limits)."""
-        channel = self.channel(channel_id)
-        assert channel is not None
-        window = self._window(channel)
-        if window is not None and not await window.admit():
-            await window.hold({"title": msg.title, "ack_url": msg.ack_url, "lang": msg.lang,
-                               "person": person.id if person else None})
-            self._start_flusher(channel_id, window)
-            self.sent.labels(channel_id, "digested").inc()
-            return "digested"
-        await self._sender(channel).send(msg, person, idempotency_key(msg.title, msg.ack_url))
-        self.sent.labels(channel_id, "sent").inc()
-        return "sent"
-
-    def _start_flusher(self, channel_id: str, window: MemoryWindow | SharedWindow) -> None:
+    def _start_flusher(self, channel_id: str, window: SharedWindow) -> None:
         task = self._flushers.get(channel_id)
         if task is None or task.done():
             self._flushers[channel_id] = self._spawn(self._flush_held(channel_id, window), "digest")
@@ -326,7 +305,7 @@ class Delivery:
             if window is not None and await window.has_held():
                 self._start_flusher(channel.id, window)
 
-    async def _flush_held(self, channel_id: str, window: MemoryWindow | SharedWindow) -> None:
+    async def _flush_held(self, channel_id: str, window: SharedWindow) -> None:
         while await window.has_held():
             await self.clock.sleep(await window.wait() + 0.01)
             if not await window.lock():  # another replica is flushing this channel

@@ -1,17 +1,15 @@
 """Rate limits per channel (DingTalk: 20 messages a minute per robot), with the messages
 that did not fit held for one digest instead of dropped.
 
-``MemoryWindow`` counts in this process. ``SharedWindow`` counts in Redis, so replicas
-share one robot's limit, and holds the messages in a Redis list, so a digest waiting
-for its turn survives a restart; one replica at a time flushes (a lock with expiry).
-Both have the same async methods, used by ``Delivery``.
+``SharedWindow`` counts in Redis, so replicas share one robot's limit, and holds the
+messages in a Redis list, so a digest waiting for its turn survives a restart; one
+replica at a time flushes (a lock with expiry).
 """
 from __future__ import annotations
 
 import json
 import os
 import uuid
-from collections import deque
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -32,43 +30,6 @@ _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-
-
-class MemoryWindow:
-    def __init__(self, messages: int, per: float, clock: Clock = SYSTEM):
-        self.messages, self.per, self.clock = messages, per, clock
-        self.sent: deque[float] = deque()
-        self.held: list[dict[str, Any]] = []
-
-    async def admit(self) -> bool:
-        now = self.clock.time()
-        while self.sent and now - self.sent[0] >= self.per:
-            self.sent.popleft()
-        if len(self.sent) < self.messages:
-            self.sent.append(now)
-            return True
-        return False
-
-    async def wait(self) -> float:
-        return max(0.0, self.per - (self.clock.time() - self.sent[0])) if self.sent else 0.0
-
-    async def hold(self, item: dict[str, Any]) -> None:
-        self.held.append(item)
-
-    async def has_held(self) -> bool:
-        return bool(self.held)
-
-    async def lock(self) -> bool:
-        return True
-
-    async def unlock(self) -> None:
-        pass
-
-    async def take(self) -> list[dict[str, Any]]:
-        return list(self.held)
-
-    async def taken(self, n: int) -> None:
-        del self.held[:n]
 
 
 class SharedWindow:
