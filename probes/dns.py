@@ -3,7 +3,7 @@ fails or the answer is not what is expected."""
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import Literal, cast
 
 import dns.asyncresolver
 import dns.exception
@@ -32,7 +32,7 @@ class DnsProbe(Probe):
     down_fault = "network.dns"
 
     async def check(self, target: Target) -> Reading:
-        spec: DnsSpec = target.spec
+        spec = cast(DnsSpec, target.spec)
         host, port = split_hostport(spec.address)
         resolver = dns.asyncresolver.Resolver(configure=False)
         resolver.nameservers = [host]

@@ -13,7 +13,7 @@ import re
 import ssl
 import time
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Literal, cast
 
 import aiohttp
 from cryptography import x509
@@ -107,7 +107,7 @@ class HttpProbe(Probe):
         return expiry
 
     async def check(self, target: Target) -> Reading:
-        spec: HttpSpec = target.spec
+        spec = cast(HttpSpec, target.spec)
         timeout = aiohttp.ClientTimeout(total=spec.timeout,
                                         sock_connect=spec.connect_timeout or spec.timeout,
                                         sock_read=spec.read_timeout or spec.timeout)
@@ -136,7 +136,7 @@ class HttpProbe(Probe):
         except aiohttp.ClientError as err:
             raise ProtocolError(target.name, f"{spec.url}: {err}") from err
         elapsed = time.perf_counter() - t0
-        detail = {"status": status}
+        detail: dict[str, object] = {"status": status}
         values = {"hallmon_http_status_code": float(status), "hallmon_http_duration_seconds": elapsed}
         error = None
         faults: set[str] = set()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Literal
+from typing import Literal, cast
 
 import icmplib
 from pydantic import Field, field_validator
@@ -63,7 +63,7 @@ class IcmpProbe(Probe):
     down_values = {"hallmon_net_loss_ratio": 1.0}
 
     async def check(self, target: Target) -> Reading:
-        spec: IcmpSpec = target.spec
+        spec = cast(IcmpSpec, target.spec)
         wait = packet_wait(spec)
         at, t0 = time.time(), time.perf_counter()
         try:

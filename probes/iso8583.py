@@ -14,7 +14,7 @@ import asyncio
 import itertools
 import time
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Literal, cast
 
 import iso8583
 import iso8583.specs
@@ -98,7 +98,7 @@ class Iso8583Probe(Probe):
         return f"{next(self._stan) % 1_000_000:06d}"
 
     async def check(self, target: Target) -> Reading:
-        spec: Iso8583Spec = target.spec
+        spec = cast(Iso8583Spec, target.spec)
         host, port = split_hostport(spec.address)
         tpdu = bytes.fromhex(spec.tpdu) if spec.tpdu else b""
         stan = self.next_stan()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from pydantic import BeforeValidator
 
@@ -94,6 +94,7 @@ class NutConnection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def _line(self, target: str) -> str:
+        assert self.reader is not None, "read before _open"
         try:
             raw = await self.reader.readuntil(b"\n")
         except asyncio.LimitOverrunError as err:
@@ -129,6 +130,7 @@ class NutConnection:
             return await self._exchange(target, ups)
 
     async def _exchange(self, target: str, ups: str) -> dict[str, str]:
+        assert self.writer is not None, "write before _open"
         try:
             self.writer.write(f"LIST VAR {ups}\n".encode())
             await self.writer.drain()
@@ -189,7 +191,7 @@ class NutProbe(Probe):
         self.connections: dict[str, NutConnection] = {}
 
     async def check(self, target: Target) -> Reading:
-        spec: NutSpec = target.spec
+        spec = cast(NutSpec, target.spec)
         conn = self.connections.get(spec.address)
         if conn is None:
             conn = self.connections[spec.address] = NutConnection(spec.address)

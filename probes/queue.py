@@ -20,7 +20,7 @@ import json
 import re
 import time
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import aiohttp
 from pydantic import Field, model_validator
@@ -128,7 +128,7 @@ class QueueProbe(Probe):
     down_fault = "queue.down"
 
     async def check(self, target: Target) -> Reading:
-        spec: QueueSpec = target.spec
+        spec = cast(QueueSpec, target.spec)
         at, t0 = time.time(), time.perf_counter()
         try:
             async with self.ctx.session.get(spec.url, headers=spec.headers,

@@ -7,7 +7,7 @@ import ipaddress
 import socket
 import struct
 import time
-from typing import Literal
+from typing import ClassVar, Literal, cast
 
 from monitor.core.errors import ProbeConnectError, os_reason
 from monitor.core.reading import Reading
@@ -47,7 +47,7 @@ class TcpSpec(TargetSpec):
 
 
 class TcpProbe(Probe):
-    spec = TcpSpec
+    spec: ClassVar[type[TcpSpec]] = TcpSpec
     system = "network"
     faults = ("network.down", "network.latency")
     down_fault = "network.down"
@@ -55,7 +55,7 @@ class TcpProbe(Probe):
     up_values: dict[str, float] = {}
 
     async def check(self, target: Target) -> Reading:
-        spec: TcpSpec = target.spec
+        spec = cast(TcpSpec, target.spec)
         host, port = split_hostport(spec.address)
         loop = asyncio.get_running_loop()
         at, t0 = time.time(), time.perf_counter()
@@ -73,7 +73,7 @@ class TcpProbe(Probe):
             if sock is not None:
                 sock.close()
         connect = time.perf_counter() - t0
-        faults = frozenset()
+        faults: frozenset[str] = frozenset()
         if spec.latency_warn is not None and connect > spec.latency_warn:
             faults = frozenset({self.slow_fault})
         return Reading(target=target.name, at=at, ok=True, duration=connect, faults=faults,
@@ -81,7 +81,7 @@ class TcpProbe(Probe):
 
 
 class PosTcpSpec(TcpSpec):
-    kind: Literal["pos.tcp"]
+    kind: Literal["pos.tcp"]  # type: ignore[assignment]  # a subclass names its own kind
 
 
 class PosTcpProbe(TcpProbe):

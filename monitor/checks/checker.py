@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import replace
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import structlog
 
@@ -30,7 +30,7 @@ class Checker:
         self.metrics = metrics
         self.emit = emit
         self.last: dict[str, Reading] = {}
-        self._outcomes: dict[tuple[str, bool], object] = {}
+        self._outcomes: dict[tuple[str, bool], Any] = {}  # prometheus_client child counters
 
     async def probe(self, target: Target) -> Reading:
         """Run the probe once; never raises for anything the device does."""

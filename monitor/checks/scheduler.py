@@ -12,6 +12,7 @@ checks; lag (start time minus scheduled time) is measured after the semaphore.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from typing import Awaitable, Callable, Iterable
@@ -77,7 +78,10 @@ class Scheduler:
             return
         task = self._loop.create_task(self._run(target, due))
         self._running[name] = task
-        task.add_done_callback(lambda _t, name=name: self._running.pop(name, None))
+        task.add_done_callback(functools.partial(self._forget, name))
+
+    def _forget(self, name: str, _task: asyncio.Task) -> None:
+        self._running.pop(name, None)
 
     async def _run(self, target: Target, due: float) -> None:
         async with self._sem:

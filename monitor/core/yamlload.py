@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from monitor.core.errors import ConfigError, ConfigIssue
 
@@ -128,7 +129,7 @@ def schema_issues(err: ValidationError, data: Any, file: str, kinds: Sequence[st
             if e["type"] != "too_short" or not any(loc[:len(e["loc"])] == e["loc"] for loc in nested)]
 
 
-def _issue(err: dict, data: Any, file: str, kinds: Sequence[str]) -> ConfigIssue:
+def _issue(err: ErrorDetails, data: Any, file: str, kinds: Sequence[str]) -> ConfigIssue:
     path, line = locate(data, err["loc"])
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
