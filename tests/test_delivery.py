@@ -89,6 +89,9 @@ async def test_a_60_second_receiver_outage_loses_no_page(redis_url):
                 await h.clock.advance(600)
                 await asyncio.sleep(0.2)
                 assert len(rx.pages) == 3 and len({k for _, k, _ in rx.requests}) == 3  # each once
+                print(f"chaos/receiver 500 for 60 s: pages expected 3, received {len(rx.pages)}, "
+                      f"attempts {len(rx.requests)}, retries counted {retries:.0f}, "
+                      f"last page {h.clock.time() - t0[0] - 600:.1f} s (clock) after the outage began")
     finally:
         await rx.stop()
     events = [e["event"] for e in logs]
@@ -154,6 +157,8 @@ async def test_a_hung_receiver_delays_only_its_own_channel(redis_url):
             await h.until(lambda: healthy.pages, timeout=5)
             late = healthy.requests[0][0] - t0
             assert late < 1.0, late
+            print(f"chaos/receiver hangs: 3 pages held on the hung channel; the healthy channel's page arrived "
+                  f"{late * 1000:.0f} ms after its event (0.5: 54.9 s)")
     finally:
         release.set()
         await hung.stop()
