@@ -32,11 +32,13 @@ import redis.asyncio as aioredis
 import redis.exceptions
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import ValidationError
 
 from monitor.config.model import Config
 from monitor.config.paging import Channel, Person
 from monitor.core.clock import Clock
 from monitor.core.errors import ChannelError
+from monitor.durable.timers import Timers
 from monitor.paging.acklink import AckSigner
 from monitor.paging.channels import Sender, sender
 from monitor.paging.handoff import render as render_report
@@ -114,10 +116,15 @@ class Delivery:
         await self.resume_held()
         await self.outbox.timers.run(self._dispatch)
 
-    async def _dispatch(self, job_key: str, payload: dict, _timers: Any) -> None:
+    async def _dispatch(self, job_key: str, payload: dict, timers: Timers) -> None:
         if job_key in self.inflight:
             return  # queued here already (the claim only renewed its lease)
-        job = Job.model_validate(payload)
+        try:
+            job = Job.model_validate(payload)
+        except ValidationError as err:  # not a job this code can send: dropped, said once
+            log.error("page_job_unreadable", key=job_key, error=str(err))
+            await timers.done(job_key)
+            return
         self.inflight.add(job_key)
         lane = self._lanes.get(job.channel)
         if lane is None:
