@@ -2,12 +2,15 @@
 import asyncio
 import json
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.core.clock import ManualClock
-from monitor.durable.events import DEAD, STREAM, BadEvent, EventConsumer, IncidentEvent, publish, trim_read
+from monitor.durable.events import DEAD, KINDS, STREAM, BadEvent, EventConsumer, IncidentEvent, publish, trim_read
 from monitor.durable.timers import Timers
 
 
@@ -164,3 +167,24 @@ async def test_timers_run_on_an_injected_clock(redis_url):
     assert fired == ["wait"]
     task.cancel()
     await r.aclose()
+
+
+TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+TIMES = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
+                     timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=8))])).map(datetime.isoformat)
+
+
+@settings(max_examples=200, deadline=None)
+@given(kind=st.sampled_from(KINDS), inc_id=TEXT.filter(bool), level=st.integers(1, 3), name=TEXT, sites=st.lists(TEXT),
+       faults=st.lists(TEXT), detected=TIMES, at=TIMES, actor=TEXT, detail=st.dictionaries(TEXT, TEXT | st.integers()),
+       drill=st.booleans(), clock_due=st.none() | TIMES)
+def test_an_event_survives_the_stream_round_trip(kind, inc_id, level, name, sites, faults, detected, at, actor,
+                                                 detail, drill, clock_due):
+    clocks = [{"id": "c1", "title": name, "due_at": clock_due, "status": "pending", "seq": 2,
+               "audience": {"to": sites}}] if clock_due else []
+    inc = {"id": inc_id, "level": level, "level_name": name, "category": "pos", "sites": sites, "units": sites,
+           "faults": faults, "detected_at": detected, "drill": drill, "clocks": clocks}
+    event = IncidentEvent.of(kind, inc, at, actor, {**detail, "clock": "c1"})
+    raw = {k.encode(): v.encode() for k, v in event.fields().items()}  # as redis-py gives them back
+    assert IncidentEvent.from_fields(raw) == event
+    assert (event.clock is not None) == (kind in ("reminder", "overdue") and bool(clock_due))
