@@ -188,3 +188,26 @@ def test_an_event_survives_the_stream_round_trip(kind, inc_id, level, name, site
     raw = {k.encode(): v.encode() for k, v in event.fields().items()}  # as redis-py gives them back
     assert IncidentEvent.from_fields(raw) == event
     assert (event.clock is not None) == (kind in ("reminder", "overdue") and bool(clock_due))
+
+
+async def test_a_cancelled_timer_loop_stops_even_when_redis_py_loses_the_cancellation(redis_url):
+    """redis-py's asyncio client (8.1) often returns a command's result after its task was
+    cancelled; a loop going on from there would never stop (a shutdown that hangs)."""
+    r = aioredis.from_url(redis_url)
+    timers = Timers(r, "t4", poll=0.001)
+
+    async def handler(timer_id, payload, t):
+        await t.done(timer_id)
+    lost = 0
+    for i in range(150):
+        await timers.schedule(f"x{i}", time.time() - 1, {})
+        task = asyncio.create_task(timers.run(handler))
+        for _ in range(i % 15):
+            await asyncio.sleep(0)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=2.0)
+        lost += not done
+        if not done:
+            task.cancel()
+    assert lost == 0
+    await r.aclose()

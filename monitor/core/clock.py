@@ -14,6 +14,8 @@ import time
 from datetime import datetime, timezone
 from typing import Protocol
 
+from monitor.core.supervise import check_cancelled
+
 
 class Clock(Protocol):
     def time(self) -> float:
@@ -34,6 +36,7 @@ class SystemClock:
         return datetime.now(timezone.utc)
 
     async def sleep(self, seconds: float) -> None:
+        check_cancelled()  # a wait never starts in a task whose cancellation a library lost
         await asyncio.sleep(max(0.0, seconds))
 
 
@@ -55,6 +58,7 @@ class ManualClock:
         return datetime.fromtimestamp(self._t, timezone.utc)
 
     async def sleep(self, seconds: float) -> None:
+        check_cancelled()
         if seconds <= 0:
             await asyncio.sleep(0)
             return

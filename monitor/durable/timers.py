@@ -23,6 +23,7 @@ import redis.exceptions
 import structlog
 
 from monitor.core.clock import SYSTEM, Clock
+from monitor.core.supervise import check_cancelled
 
 log = structlog.get_logger("hallmon.timers")
 
@@ -98,6 +99,7 @@ class Timers:
         transaction); a handler that raises leaves the timer to be retried after the lease."""
         failing = False
         while True:
+            check_cancelled()
             try:
                 batch = await self.claim()
                 if failing:

@@ -38,6 +38,7 @@ from monitor.config.model import Config
 from monitor.config.paging import Channel, Person
 from monitor.core.clock import Clock
 from monitor.core.errors import ChannelError
+from monitor.core.supervise import check_cancelled
 from monitor.durable.timers import Timers
 from monitor.paging.acklink import AckSigner
 from monitor.paging.channels import Sender, sender
@@ -138,6 +139,7 @@ class Delivery:
     async def _work(self, channel_id: str, lane: asyncio.Queue[Job]) -> None:
         try:
             while True:
+                check_cancelled()
                 job = await lane.get()
                 try:
                     await self.attempt(job)
@@ -314,6 +316,7 @@ class Delivery:
 
     async def _flush_held(self, channel_id: str, window: SharedWindow) -> None:
         while await window.has_held():
+            check_cancelled()
             await self.clock.sleep(await window.wait() + 0.01)
             if not await window.lock():  # another replica is flushing this channel
                 await self.clock.sleep(0.2)

@@ -15,6 +15,7 @@ import structlog
 
 from monitor.config.model import Config
 from monitor.core.clock import Clock
+from monitor.core.supervise import check_cancelled
 from monitor.paging.messages import CATEGORY
 from monitor.paging.outbox import Job, Marks, Outbox
 from monitor.paging.rosters import Rosters
@@ -158,6 +159,7 @@ class Handoffs:
                 await self._handoff(roster.id, start, now, report_for)
         after = now  # the next hand-off is the first one after this
         while True:
+            check_cancelled()
             try:
                 await self.r.set(self.ALIVE, f"{self.clock.time():.3f}", ex=30 * 86400)
             except (redis.exceptions.RedisError, OSError):
@@ -169,10 +171,11 @@ class Handoffs:
             if when is None or wait > 0:  # wake up every minute to say this replica is watching
                 await self.clock.sleep(min(60.0, wait))
                 continue
-            for roster_id, end in ends.items():  # every roster handing off at that time
-                if end == when:
-                    await self._handoff(roster_id, when, when + timedelta(seconds=1), report_for)
-            after = when
+            if -wait <= 3600:  # a hand-off more than an hour ago (this process was asleep) is past helping
+                for roster_id, end in ends.items():  # every roster handing off at that time
+                    if end == when:
+                        await self._handoff(roster_id, when, when + timedelta(seconds=1), report_for)
+            after = max(when, self.clock.now() - timedelta(hours=1))
 
     async def _handoff(self, roster_id: str, handoff: datetime, at: datetime,
                        report_for: Callable[[str, datetime], Awaitable[dict]]) -> None:

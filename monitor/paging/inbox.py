@@ -21,6 +21,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter
 
 from monitor.core.clock import Clock
+from monitor.core.supervise import check_cancelled
 from monitor.durable.events import BadEvent, EventConsumer, IncidentEvent, trim_read
 
 log = structlog.get_logger("hallmon.inbox")
@@ -43,6 +44,7 @@ class Inbox:
         await self.consumer.ensure_group()
         trimmed = self.clock.time()
         while True:
+            check_cancelled()
             try:
                 batch = await self.consumer.read(block_ms=500)
             except REDIS_ERRORS as err:
