@@ -14,3 +14,4 @@ bench:
 	bash scripts/setup.sh test
 	$(PY) -m bench.metrics && $(PY) -m bench.scheduler --duration 60 && $(PY) -m bench.probe_cost
 	$(PY) -m bench.e2e
+	$(PY) -m bench.console

@@ -160,7 +160,7 @@ class QueueProbe(Probe):
         values = {f"hallmon_queue_{k}": v for k, v in got.items() if k != "last_called_at"}
         faults: set[str] = set()
         now = datetime.fromtimestamp(at, timezone.utc)
-        open_now = target.hours is None or is_open(target.hours, now, target.timezone)
+        open_now = target.hours is None or is_open(target.hours, now, target.timezone, target.calendar)
         if open_now:
             waiting = got["waiting"]
             quiet_since = got.get("last_called_at")

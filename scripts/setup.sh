@@ -2,7 +2,8 @@
 # Installs what hallmon needs on Debian 12 (as root) into ./.venv.
 #   scripts/setup.sh demo   redis-server + the package
 #   scripts/setup.sh test   + the real peers the tests talk to (upsd, snmpd,
-#                           Prometheus, Alertmanager, blackbox_exporter) + test deps
+#                           Prometheus, Alertmanager, blackbox_exporter, Chromium for the
+#                           console's browser tests) + test deps
 set -euo pipefail
 mode=${1:-demo}
 cd "$(dirname "$0")/.."
@@ -13,7 +14,7 @@ debs=(redis-server make)
 "$py" -c "import ensurepip" 2>/dev/null || debs+=(python3-venv)
 if [ "$mode" = test ]; then
   debs+=(nut-server nut-client snmpd snmp prometheus prometheus-alertmanager
-         prometheus-blackbox-exporter)
+         prometheus-blackbox-exporter chromium fonts-noto-cjk)
 fi
 missing=()
 for p in "${debs[@]}"; do

@@ -1,7 +1,10 @@
 """A private redis-server on a free loopback port in a temporary directory."""
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -15,8 +18,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: Linux sends it SIGTERM when its parent dies, even by
+    SIGKILL, so a killed ``hallmon demo`` leaves no redis-server behind."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
 class RedisServer:
-    def __init__(self, appendonly: bool = True, port: int | None = None):
+    def __init__(self, appendonly: bool = True, port: int | None = None, die_with_parent: bool = False):
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         if not Path(binary).exists():
             raise RuntimeError("redis-server not found: run scripts/setup.sh")
@@ -27,9 +37,11 @@ class RedisServer:
                       "--save", "", "--appendonly", "yes" if appendonly else "no",
                       "--appendfsync", "everysec", "--daemonize", "no", "--logfile", "redis.log"]
         self.proc: subprocess.Popen | None = None
+        self.die_with_parent = die_with_parent
 
     def start(self) -> "RedisServer":
-        self.proc = subprocess.Popen(self._args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(self._args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     preexec_fn=_die_with_parent if self.die_with_parent else None)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from monitor.config.model import validate_config
 from monitor.core.clock import ManualClock
+from monitor.core.supervise import stop
 from monitor.durable.events import IncidentEvent, publish
 from monitor.paging.acklink import AckSigner
 from monitor.paging.pager import Pager
@@ -83,8 +84,7 @@ class Harness:
         return self
 
     async def __aexit__(self, *exc) -> None:
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
+        await stop([self.task])
         await self.pager.close()
         await self.session.close()
         await self.client.aclose()

@@ -1,14 +1,21 @@
 """An in-process hallmon app against the test session's redis-server, for router tests."""
 from __future__ import annotations
 
+import json
 import textwrap
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import redis
+import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
 from monitor.checks.metrics import ServiceMetrics
-from monitor.config.model import load_config
+from monitor.config.model import Config, load_config
+from monitor.durable.timers import Timers
+from monitor.incidents.router import Router
+from monitor.incidents.store import IncidentStore
 from monitor.service.app import build_app
 from monitor.service.runtime import Runtime
 from simulators.redisproc import free_port
@@ -75,3 +82,63 @@ def alert(fault: str, site: str, unit: str, starts: datetime | None = None, ends
 
 def auth(env: str = "HALLMON_T_ADMIN") -> dict:
     return {"Authorization": f"Bearer {TOKENS[env]}"}
+
+
+class FakeTime:
+    """A TimeSource the test moves by hand: clocks and reminders without real sleeps."""
+
+    def __init__(self, start: datetime | None = None):
+        self.t = start or datetime.now(timezone.utc).replace(microsecond=0)
+
+    def now(self) -> datetime:
+        return self.t
+
+    def advance(self, **delta: float) -> datetime:
+        self.t += timedelta(**delta)
+        return self.t
+
+
+@dataclass
+class Replica:
+    """One router (as one hallmon process has) on the test's Redis, on fake time."""
+
+    router: Router
+    timers: Timers
+    client: aioredis.Redis
+    time: FakeTime
+
+    async def fire_due(self) -> int:
+        """Handle every clock timer due at the fake now, as the timers loop would."""
+        fired = 0
+        while batch := await self.timers.claim(now=self.time.now().timestamp()):
+            for timer_id, payload in batch:
+                await self.router.clock_timer(timer_id, payload, self.timers)
+                fired += 1
+        return fired
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def config_file(tmp_path: Path, redis_url: str, plan: str = "shenzhen-customs", extra: str = "") -> Config:
+    path = tmp_path / "hall.yml"
+    path.write_text(org_config(redis_url, plan, extra), encoding="utf-8")
+    return load_config(path)
+
+
+def replica(cfg: Config, redis_url: str, time: FakeTime) -> Replica:
+    client = aioredis.from_url(redis_url, decode_responses=True)
+    timers = Timers(client, "hallmon:clocktimers", lease=2.0)
+    return Replica(Router(IncidentStore(client, timers, time=time), lambda: cfg, time=time), timers, client, time)
+
+
+def stream_events(redis_url: str, incident_id: str | None = None) -> list[tuple[str, dict]]:
+    """(kind, body) of every incident event, optionally of one incident."""
+    r = redis.Redis.from_url(redis_url)
+    out = []
+    for _id, fields in r.xrange("hallmon:events"):
+        body = json.loads(fields[b"body"])
+        if incident_id is None or fields[b"incident"].decode() == incident_id:
+            out.append((fields[b"kind"].decode(), body))
+    r.close()
+    return out

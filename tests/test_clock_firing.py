@@ -1,6 +1,6 @@
-"""Clocks fire durably: within a second of due, once across two replicas, and once
-across a SIGKILL and restart."""
-import asyncio
+"""Clocks fire durably in real processes: within a second of due and once across a
+SIGKILL and restart. (Once across replicas and re-runs, and catching up after a long
+outage, run on injected time in test_clock_timers.py.)"""
 import json
 import signal
 import time
@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 import redis
 
-from tests.routerkit import TOKENS, alert, auth, make_app, org_config
+from tests.routerkit import TOKENS, alert, auth, org_config
 
 QUICK_PLAN = """\
 base: default
@@ -39,33 +39,6 @@ def events(redis_url: str) -> list[tuple[str, str]]:
     return out
 
 
-async def test_due_clock_fires_within_a_second_and_once_across_two_replicas(aiohttp_client, tmp_path, redis_url):
-    plan = tmp_path / "quick.yml"
-    plan.write_text(QUICK_PLAN)
-    a = await aiohttp_client(make_app(tmp_path, redis_url, plan=str(plan)))
-    (tmp_path / "b").mkdir()
-    b = await aiohttp_client(make_app(tmp_path / "b", redis_url, plan=str(plan)))
-    resp = await a.post("/api/v1/alerts", json=[alert("power.on_battery", "u3a", "u3",
-                                                      starts=datetime.now(timezone.utc))], headers=auth())
-    [inc_id] = (await resp.json())["incidents"]
-    doc = await (await b.get(f"/api/v1/incidents/{inc_id}", headers=auth())).json()
-    due = datetime.fromisoformat(next(c for c in doc["clocks"] if c["id"] == "quick-report")["due_at"])
-    await asyncio.sleep(max(0.0, (due - datetime.now(timezone.utc)).total_seconds()) + 1.2)
-    doc = await (await b.get(f"/api/v1/incidents/{inc_id}", headers=auth())).json()
-    clock = next(c for c in doc["clocks"] if c["id"] == "quick-report")
-    assert clock["status"] == "overdue"
-    fired = [e for e in doc["timeline"] if e["action"] == "overdue"]
-    assert len(fired) == 1
-    assert (datetime.fromisoformat(fired[0]["at"]) - due).total_seconds() < 1.0
-    kinds = [k for k, inc in events(redis_url) if inc == inc_id]
-    assert kinds.count("reminder") == 1 and kinds.count("overdue") == 1
-    # filing late still records the report, marked late
-    resp = await a.post(f"/api/v1/incidents/{inc_id}/reports/quick-report", json={"by": "测试值班长甲"},
-                        headers=auth())
-    clock = next(c for c in (await resp.json())["clocks"] if c["id"] == "quick-report")
-    assert clock["status"] == "met" and clock["filed"]["late"] is True
-
-
 def test_sigkill_and_restart_loses_no_clock_and_fires_none_twice(tmp_path, redis_url, service):
     plan = tmp_path / "quick.yml"
     plan.write_text(QUICK_PLAN.replace("due: 3s", "due: 4s"))
@@ -80,6 +53,7 @@ def test_sigkill_and_restart_loses_no_clock_and_fires_none_twice(tmp_path, redis
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(5)
     second = service(cfg, env=env)  # a new process, the same Redis
+    listening = datetime.now(timezone.utc)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if any(k == "overdue" for k, inc in events(redis_url) if inc == inc_id):
@@ -89,3 +63,9 @@ def test_sigkill_and_restart_loses_no_clock_and_fires_none_twice(tmp_path, redis
     kinds = [k for k, inc in events(redis_url) if inc == inc_id]
     assert kinds.count("overdue") == 1 and kinds.count("reminder") == 1, kinds
     assert second.proc.poll() is None
+    req = urllib.request.Request(f"{second.base}/api/v1/incidents/{inc_id}", headers=auth())
+    doc = json.loads(urllib.request.urlopen(req, timeout=5).read())
+    due = datetime.fromisoformat(next(c for c in doc["clocks"] if c["id"] == "quick-report")["due_at"])
+    [fired] = [e for e in doc["timeline"] if e["action"] == "overdue"]
+    if listening < due:  # the new process was up in time: it fired within a second of due
+        assert (datetime.fromisoformat(fired["at"]) - due).total_seconds() <= 1.0

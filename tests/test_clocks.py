@@ -48,38 +48,38 @@ ROWS = [
 def test_every_row_of_the_clock_table(plan_id, clock_id, level, category, anchor, due):
     plan = load_plan(plan_id)
     resolved = anchor if anchor is RESOLVED else None
-    clocks = {c["id"]: c for c in clocks_for(plan.clocks, level, category, set(), T0, T0, TZ, WorkCalendar(),
-                                             resolved)}
+    clocks = {c.id: c for c in clocks_for(plan.clocks, level, category, set(), T0, T0, TZ, WorkCalendar(),
+                                          resolved)}
     assert clock_id in clocks, sorted(clocks)
     clock = clocks[clock_id]
-    assert datetime.fromisoformat(clock["due_at"]) == due
-    assert clock["status"] == "pending" and clock["source"] and clock["audience"]["to"]
+    assert clock.due_at == due
+    assert clock.status == "pending" and clock.source and clock.audience.to
 
 
 def test_level_filters_which_clocks_exist():
     plan = load_plan("shenzhen-customs")
-    l2 = {c["id"] for c in clocks_for(plan.clocks, 2, "pos", set(), T0, T0, TZ, WorkCalendar())}
-    l3 = {c["id"] for c in clocks_for(plan.clocks, 3, "pos", set(), T0, T0, TZ, WorkCalendar())}
+    l2 = {c.id for c in clocks_for(plan.clocks, 2, "pos", set(), T0, T0, TZ, WorkCalendar())}
+    l3 = {c.id for c in clocks_for(plan.clocks, 3, "pos", set(), T0, T0, TZ, WorkCalendar())}
     assert "monthly-summary" not in l2 and "report-to-gacc" not in l2  # level-3-only and level-1-only
     assert l3 == {"monthly-summary"}
 
 
 def test_hohhot_system_clock_only_for_system_faults():
     plan = load_plan("hohhot-customs")
-    ids = {c["id"] for c in clocks_for(plan.clocks, 3, "queue", set(), T0, T0, TZ, WorkCalendar())}
+    ids = {c.id for c in clocks_for(plan.clocks, 3, "queue", set(), T0, T0, TZ, WorkCalendar())}
     assert "leadership-report" not in ids
 
 
 def test_upgrade_anchors_level_clocks_at_the_upgrade_and_detection_clocks_at_detection():
     plan = load_plan("shenzhen-customs")
     upgraded = T0 + 40 * M
-    clocks = {c["id"]: c for c in clocks_for(plan.clocks, 1, "power", {"monthly-summary"}, T0, upgraded, TZ,
-                                             WorkCalendar())}
-    assert datetime.fromisoformat(clocks["phone-report"]["due_at"]) == upgraded + 15 * M
-    assert clocks["phone-report"]["anchor"] == "upgraded"
+    clocks = {c.id: c for c in clocks_for(plan.clocks, 1, "power", {"monthly-summary"}, T0, upgraded, TZ,
+                                          WorkCalendar())}
+    assert clocks["phone-report"].due_at == upgraded + 15 * M
+    assert clocks["phone-report"].anchor == "upgraded"
     hohhot = load_plan("hohhot-customs")
     [clock] = clocks_for(hohhot.clocks, 1, "core_system", set(), T0, upgraded, TZ, WorkCalendar())
-    assert datetime.fromisoformat(clock["due_at"]) == T0 + 10 * M  # "from: detected"
+    assert clock.due_at == T0 + 10 * M  # "from: detected"
 
 
 def test_working_days_skip_the_national_day_holiday():
@@ -100,8 +100,8 @@ def test_xiamen_written_report_across_the_holiday():
     plan = load_plan("xiamen-tax")
     resolved = datetime(2026, 9, 30, 17, 0, tzinfo=TZ)
     [written] = [c for c in clocks_for(plan.clocks, 3, "pos", {"leadership-report", "result-oral"}, T0, T0, TZ,
-                                       WorkCalendar(), resolved) if c["id"] == "result-written"]
-    assert datetime.fromisoformat(written["due_at"]) == datetime(2026, 10, 9, 17, 0, tzinfo=TZ)
+                                       WorkCalendar(), resolved) if c.id == "result-written"]
+    assert written.due_at == datetime(2026, 10, 9, 17, 0, tzinfo=TZ)
 
 
 def test_past_the_known_calendar_falls_back_to_weekdays_marked_estimated():

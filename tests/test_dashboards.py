@@ -73,7 +73,14 @@ def test_sites_link_to_their_incidents():
     overview = next(d for d in dashboards() if d["uid"] == "hallmon-overview")
     site_panel = next(p for p in overview["panels"] if p["title"] == "各现场状态")
     urls = [link["url"] for link in site_panel["fieldConfig"]["defaults"]["links"]]
-    assert urls == ["${hallmon_url}/api/v1/incidents?status=open&site=${__field.labels.site}"]
+    assert urls == ["${hallmon_url}/console/#/?site=${__field.labels.site}"]
+
+
+def test_open_incidents_link_to_their_console_page():
+    overview = next(d for d in dashboards() if d["uid"] == "hallmon-overview")
+    links = [link["url"] for p in overview["panels"] for link in p["fieldConfig"]["defaults"].get("links", [])]
+    assert "${hallmon_url}/console/#/incident/${__field.labels.incident}" in links
+    assert not any("/api/v1/" in url for url in links)  # a browser has no token for the API
 
 
 def test_thresholds_where_they_mean_something():

@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from monitor.core.alert import Alert
-from monitor.core.supervise import supervise
+from monitor.core.supervise import stop, supervise
 from monitor.service import keys
 from simulators.redisproc import RedisServer, free_port
 from tests.pagingkit import paging_yaml
@@ -106,3 +106,25 @@ async def test_a_service_started_before_redis_pages_once_redis_is_up(aiohttp_cli
         await robots.stop()
         if server is not None:
             server.stop()
+
+
+async def test_stop_ends_a_loop_that_drops_a_cancellation():
+    """Python 3.11's asyncio.wait_for (inside redis-py) can drop a cancellation; a
+    shutdown that cancelled once waited for such a loop for ever."""
+    rounds = 0
+
+    async def stubborn() -> None:
+        nonlocal rounds
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                rounds += 1
+                if rounds == 1:
+                    continue  # dropped, as wait_for does when its call completed meanwhile
+                raise
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(stop([task], every=0.05), timeout=5)
+    assert task.cancelled() and rounds == 2

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from monitor.core.reading import Reading
 from monitor.core.target import Target
+from monitor.core.version import python, version
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -123,6 +124,9 @@ class ServiceMetrics:
         self.task_restarts = Counter(
             "hallmon_task_restarts", "Background loops restarted after they crashed or returned.", ["task"],
             registry=registry)
+        self.build_info = Gauge("hallmon_build_info", "hallmon's version (the value is always 1).",
+                                ["version", "python"], registry=registry)
+        self.build_info.labels(version(), python()).set(1)
 
 
 def render(registry: CollectorRegistry, series: ReadingSeries) -> bytes:

@@ -9,12 +9,15 @@ import argparse
 import asyncio
 import os
 import secrets
+import socket
+import sys
 import tempfile
 import textwrap
 
 import aiohttp
 from aiohttp import web
 
+from monitor.core.logs import configure_file
 from monitor.service.serve import serve
 from simulators.acquirer import Acquirer
 from simulators.core import CoreSystem
@@ -34,7 +37,7 @@ def demo_config(redis_url: str, listen: str, hall_url: str, port_url: str, tcp_p
         api:
           link_secret_env: HALLMON_DEMO_LINK_SECRET
           tokens:
-            - {{name: demo, secret_env: HALLMON_DEMO_TOKEN, scopes: [alerts:write, incidents:read, incidents:write]}}
+            - {{name: demo, secret_env: HALLMON_DEMO_TOKEN, scopes: [alerts:write, incidents:read, incidents:write], person: duty-a}}
         organisation:
           name: 演示海关 (demo)
           units:
@@ -82,8 +85,28 @@ def demo_config(redis_url: str, listen: str, hall_url: str, port_url: str, tcp_p
         """)
 
 
+DEFAULT_LISTEN = "127.0.0.1:9108"  # the contract's default
+
+
 def say(text: str) -> None:
-    print(f"\n\033[1m[demo] {text}\033[0m", flush=True)
+    bold, plain = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("", "")
+    print(f"\n{bold}[demo] {text}{plain}", flush=True)
+
+
+def listen_address() -> str:
+    """127.0.0.1:9108 unless it is taken (then a free port, and the demo says so), or
+    $HALLMON_DEMO_LISTEN."""
+    if os.environ.get("HALLMON_DEMO_LISTEN"):
+        return os.environ["HALLMON_DEMO_LISTEN"]
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", 9108))
+            return DEFAULT_LISTEN
+        except OSError:
+            pass
+    listen = f"127.0.0.1:{free_port()}"
+    print(f"hallmon demo: {DEFAULT_LISTEN} is taken; serving on {listen} instead", flush=True)
+    return listen
 
 
 class PageInbox:
@@ -201,10 +224,11 @@ async def scenario(base: str, token: str, hall: CoreSystem, port: CoreSystem, in
             async with s.get(f"{base}/api/v1/incidents/{inc['id']}/report?kind=phone") as r:
                 print(textwrap.indent(await r.text(), "    "))
         if duration is None:
-            say(f"scenario done; still serving {base} (token in $HALLMON_DEMO_TOKEN of this process). Ctrl-C stops.")
-            print(f"    try: curl -H 'Authorization: Bearer {token}' {base}/api/v1/incidents", flush=True)
+            say(f"scenario done; still serving {base}/console/ — Ctrl-C stops everything.")
+            print(f"    console: {base}/console/#token={token}", flush=True)
             await asyncio.Event().wait()
-        await asyncio.sleep(max(0.0, duration - 20))
+        else:
+            await asyncio.sleep(max(0.0, duration - 20))
 
 
 class Devices:
@@ -230,7 +254,7 @@ async def run_demo(duration: float | None) -> None:
     token = secrets.token_hex(16)
     os.environ["HALLMON_DEMO_TOKEN"] = token
     os.environ["HALLMON_DEMO_LINK_SECRET"] = secrets.token_hex(32)
-    with RedisServer(appendonly=False) as redis:
+    with RedisServer(appendonly=False, die_with_parent=True) as redis:
         hall, port, inbox, devices = CoreSystem("H2000"), CoreSystem("H2000-port"), PageInbox(), Devices()
         await devices.start()
         await hall.start()
@@ -238,23 +262,43 @@ async def run_demo(duration: float | None) -> None:
         await inbox.start()
         listener = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
         tcp_port = listener.sockets[0].getsockname()[1]
-        listen = os.environ.get("HALLMON_DEMO_LISTEN", f"127.0.0.1:{free_port()}")
+        listen = listen_address()
         with tempfile.TemporaryDirectory(prefix="hallmon-demo-") as tmp:
             path = os.path.join(tmp, "demo.yml")
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(demo_config(redis.url, listen, hall.url, port.url, tcp_port, inbox.url, devices.nut.address,
-                                    devices.queue.url, devices.acquirer.address))
-            started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-            server = asyncio.create_task(serve(path, "0/1", ready=started.set_result))
+            server: asyncio.Task[None] | None = None
             try:
-                await asyncio.wait([started, server], return_when=asyncio.FIRST_COMPLETED)
-                if not started.done():
+                for _attempt in range(2):
+                    with open(path, "w", encoding="utf-8") as f:
+                        f.write(demo_config(redis.url, listen, hall.url, port.url, tcp_port, inbox.url,
+                                            devices.nut.address, devices.queue.url, devices.acquirer.address))
+                    started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+                    server = asyncio.create_task(serve(path, "0/1", ready=started.set_result))
+                    waiting: list[asyncio.Future] = [started, server]
+                    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                    if started.done():
+                        break
+                    if listen == DEFAULT_LISTEN and isinstance(server.exception(), OSError):
+                        listen = f"127.0.0.1:{free_port()}"  # taken between the look and the bind
+                        print(f"hallmon demo: {DEFAULT_LISTEN} is taken; serving on {listen} instead", flush=True)
+                        continue
                     await server  # it ended before listening: raise its error
                 base = started.result()
-                await scenario(base, token, hall, port, inbox, duration, devices)
+                assert server is not None
+                print(f"hallmon demo: console {base}/console/#token={token}\n"
+                      "  (a sign-in link: the token is in the #fragment, which the browser never sends)\n"
+                      f"  export HALLMON_URL={base} HALLMON_TOKEN={token}", flush=True)
+                # SIGINT/SIGTERM stop the embedded server (it handles them); the demo ends with it
+                play = asyncio.create_task(scenario(base, token, hall, port, inbox, duration, devices))
+                await asyncio.wait([play, server], return_when=asyncio.FIRST_COMPLETED)
+                if play.done():
+                    play.result()
+                else:
+                    play.cancel()
+                    await asyncio.gather(play, return_exceptions=True)
             finally:
-                server.cancel()
-                await asyncio.gather(server, return_exceptions=True)
+                if server is not None:
+                    server.cancel()
+                    await asyncio.gather(server, return_exceptions=True)
                 listener.close()
                 for sim in (hall, port):
                     await sim.stop()
@@ -263,6 +307,10 @@ async def run_demo(duration: float | None) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    fd, log_path = tempfile.mkstemp(prefix="hallmon-demo-", suffix=".log")
+    os.close(fd)
+    print(f"hallmon demo: logs (JSON lines) in {log_path}; only warnings show here", flush=True)
+    configure_file(log_path)
     try:
         asyncio.run(run_demo(args.duration))
     except KeyboardInterrupt:

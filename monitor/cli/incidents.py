@@ -13,16 +13,16 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from monitor.config.model import load_config
+from monitor.core.alert import Alert
 from monitor.core.errors import ConfigError
-from monitor.core.workdays import WorkCalendar
-from monitor.plans.clocks import clocks_for
-from monitor.plans.levels import OrgView, decide, facts
+from monitor.incidents import lifecycle
+from monitor.incidents.classify import group
+from monitor.incidents.records import Incident
+from monitor.incidents.view import ConfigView
 from monitor.plans.model import load_plan
 from monitor.service.ingest import BadInput, parse_list, parse_webhook
 
@@ -141,53 +141,56 @@ def cmd_plan_show(args: argparse.Namespace) -> int:
     for c in plan.categories:
         print(f"  {c.id:<14} faults {','.join(c.faults):<30} group {c.group:<12} to {','.join(c.audience.to)}  [{c.source}]")
     print("clocks:")
-    for c in plan.clocks:
-        levels = ",".join(map(str, c.levels))
-        cats = f" categories {','.join(c.categories)}" if c.categories else ""
-        print(f"  {c.id:<22} {c.title.get(lang)}: {c.from_} + {c.due} (levels {levels}{cats})  [{c.source}]"
-              + (f"  note: {c.note}" if c.note else ""))
+    for spec in plan.clocks:
+        levels = ",".join(map(str, spec.levels))
+        cats = f" categories {','.join(spec.categories)}" if spec.categories else ""
+        print(f"  {spec.id:<22} {spec.title.get(lang)}: {spec.from_} + {spec.due} (levels {levels}{cats})  "
+              f"[{spec.source}]" + (f"  note: {spec.note}" if spec.note else ""))
     return 0
 
 
-def explain(plan_ref: str, alerts_json: Any, cfg: Any | None, resolved_at: datetime | None) -> list[dict]:
-    """The level, the trace and every clock for a set of alerts: what the router would do."""
-    plan = load_plan(plan_ref)
-    alerts = parse_webhook(alerts_json) if isinstance(alerts_json, dict) else parse_list(alerts_json)
-    if cfg is not None:
-        org = OrgView.from_config(cfg)
-        tz = cfg.site_timezone("")
-    else:  # no config: the units and sites the alerts name are the whole organisation
-        sites: dict[str, set] = defaultdict(set)
-        for a in alerts:
-            sites[a.labels.get("unit", "?")].add(a.labels.get("site", "?"))
-        org = OrgView(unit_sites={u: frozenset(s) for u, s in sites.items()})
-        tz = ZoneInfo("Asia/Shanghai")
-    groups: dict[tuple, list] = defaultdict(list)
-    for a in alerts:
-        cat = plan.category_for(a.labels.get("cause") or a.labels.get("fault"))
-        groups[(cat.id if cat else "other", a.labels.get("system", "unknown"))].append(a)
+def explain(alerts: list[Alert], view: ConfigView, now: datetime,
+            resolved_at: datetime | None = None) -> list[Incident]:
+    """The incidents the router would open for a set of alerts, each with its level,
+    decision trace and clocks: the same grouping, uplink folding, level rules and
+    calendar as the service, applied to records in memory (no Redis)."""
     out = []
-    now = datetime.now(timezone.utc)
-    for (category, system), items in groups.items():
-        firing = [a for a in items if a.resolved_at(now) is None] or items
-        detected = min(a.starts_at for a in firing)
-        f = facts(org, category, {a.labels.get("unit") for a in firing} - {None},
-                  {a.labels.get("site") for a in firing} - {None}, (now - detected).total_seconds(), [])
-        d = decide(plan, f)
-        clocks = clocks_for(plan.clocks, d.level, category, set(), detected, detected, tz, WorkCalendar(), resolved_at)
-        out.append({"category": category, "system": system, "detected_at": detected.isoformat(),
-                    "level": d.level, "level_name": plan.level_name(d.level), "decision": d.to_json(),
-                    "clocks": clocks})
+    for n, (key, items) in enumerate(group(alerts, view).items(), 1):
+        if not lifecycle.firing(items, now):
+            continue  # every alert of the group has ended: the router opens nothing
+        inc, _ = lifecycle.open_incident(f"explain-{n}", key, items, now, view, actor="explain")
+        if resolved_at is not None:
+            inc, _ = lifecycle.close_clocks(inc, resolved_at, view)
+        out.append(inc)
     return out
+
+
+def _explained(inc: Incident) -> dict[str, Any]:
+    return {"group": inc.group, "plan": inc.plan, "category": inc.category, "system": inc.system,
+            "sites": list(inc.sites), "units": list(inc.units), "faults": list(inc.faults),
+            "detected_at": inc.detected_at.isoformat(), "level": inc.level, "level_name": inc.level_name,
+            "decision": inc.decision.to_json() if inc.decision else None, "unmapped": inc.unmapped,
+            "maintenance": inc.maintenance, "clocks": [c.to_json() for c in inc.clocks]}
 
 
 def cmd_plan_explain(args: argparse.Namespace) -> int:
     try:
+        if not args.plan and not args.config:
+            raise ValueError("give --plan, -c CONFIG, or both")
         with open(args.alerts, encoding="utf-8") as f:
             data = json.load(f)
-        cfg = load_config(args.config) if args.config else None
+        alerts = parse_webhook(data) if isinstance(data, dict) else parse_list(data)
+        if args.config:
+            view = ConfigView.from_config(load_config(args.config))
+            if args.plan:
+                view = view.with_plan(args.plan)
+        else:
+            view = ConfigView.from_alerts(alerts, args.plan)
+        load_plan(view.plan)
         resolved = datetime.fromisoformat(args.resolved_at) if args.resolved_at else None
-        result = explain(args.plan, data, cfg, resolved)
+        if resolved is not None and resolved.tzinfo is None:
+            raise ValueError("--resolved-at needs an offset, like 2026-12-01T17:00+08:00")
+        result = [_explained(inc) for inc in explain(alerts, view, datetime.now(timezone.utc), resolved)]
     except (OSError, ValueError, BadInput, ConfigError) as err:
         print(f"hallmon plan explain: {err}", file=sys.stderr)
         return 1
@@ -197,7 +200,7 @@ def cmd_plan_explain(args: argparse.Namespace) -> int:
     for inc in result:
         d = inc["decision"]
         print(f"incident {inc['category']}/{inc['system']}: level {inc['level']} ({inc['level_name']}), "
-              f"detected {inc['detected_at']}")
+              f"detected {inc['detected_at']}, faults {','.join(inc['faults'])}")
         print(f"  rule {d['rule']} [{d['source']}]" + (f" note: {d['note']}" if d["note"] else ""))
         fx = d["facts"]
         print(f"  facts: units {fx['units']} ({fx['units_affected']}/{fx['units_total']} = {fx['units_share']:.0%}), "
@@ -288,9 +291,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lang", choices=("zh", "en"), default="zh")
     p.set_defaults(func=cmd_plan_show, log_level="warning")
     p = pacts.add_parser("explain")
-    p.add_argument("--plan", required=True)
+    p.add_argument("--plan", help="the plan for every unit (default: the config's plans)")
     p.add_argument("--alerts", required=True, help="a JSON file: v2 alert list or Alertmanager webhook")
-    p.add_argument("-c", "--config", help="the organisation (units, sites) to grade scope against")
+    p.add_argument("-c", "--config", help="the organisation (units, sites, uplinks, calendar) as the service has it")
     p.add_argument("--resolved-at")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plan_explain, log_level="warning")

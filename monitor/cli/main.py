@@ -20,6 +20,7 @@ from monitor.cli import demo, incidents, oncall
 from monitor.config.model import load_config
 from monitor.core.errors import ConfigError
 from monitor.core.logs import configure
+from monitor.core.version import version
 from monitor.service.serve import event_loop_policy, serve
 from probes import PROBES, ProbeContext
 
@@ -121,6 +122,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_core, d
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hallmon", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"hallmon {version()}")
     parser.add_argument("--log-format", choices=("auto", "console", "json"), default="auto")
     sub = parser.add_subparsers(dest="command", required=True)
     for register in COMMANDS:

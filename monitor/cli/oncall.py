@@ -8,15 +8,12 @@ from datetime import datetime, timezone
 
 from monitor.config.model import load_config
 from monitor.core.errors import ConfigError
-from monitor.core.workdays import WorkCalendar
 from monitor.paging.rosters import Rosters
 
 
 def _rosters(args: argparse.Namespace) -> Rosters:
     cfg = load_config(args.config)
-    cal = WorkCalendar(holidays=frozenset(cfg.calendar.holidays), workdays=frozenset(cfg.calendar.workdays),
-                       known_years=frozenset(cfg.calendar.years))
-    return Rosters(cfg.paging, cal)
+    return Rosters(cfg.paging, cfg.work_calendar)
 
 
 def _at(text: str | None) -> datetime:

@@ -17,6 +17,7 @@ from monitor.config.paging import PagingConfig
 from monitor.core.errors import ConfigError, ConfigIssue
 from monitor.core.secret import Secret, SecretEnv, SecretFile
 from monitor.core.target import AwareTime, Duration, HostPort, Hours, Model, Name, Target, parse_duration
+from monitor.core.workdays import WorkCalendar
 from monitor.core.yamlload import load_file, locate, schema_issues
 from monitor.durable.connection import SENTINEL, parse_sentinel
 from monitor.plans.model import load_plan
@@ -110,6 +111,7 @@ class ApiToken(Model):
     secret_file: SecretFile | None = None
     scopes: tuple[Scope, ...] = Field(min_length=1)
     units: tuple[str, ...] = ()  # empty: every unit
+    person: str | None = None  # a paging.people id: the actor recorded for this token's actions
 
     @model_validator(mode="after")
     def _one_secret(self) -> "ApiToken":
@@ -151,10 +153,17 @@ class Config(Model):
     def targets(self) -> tuple[Target, ...]:
         return tuple(
             Target(spec=spec, site=site.id, unit=unit.id, system=spec.system or PROBES[spec.kind].system,
-                   hours=site.hours, timezone=site.timezone or self.service.timezone)
+                   hours=site.hours, timezone=site.timezone or self.service.timezone,
+                   calendar=self.work_calendar)
             for unit in self.organisation.units
             for site in unit.sites
             for spec in site.targets)
+
+    @cached_property
+    def work_calendar(self) -> WorkCalendar:
+        """The one working-day calendar of this config (``calendar:`` added to China's
+        official one): clocks, opening hours, rosters and ``plan explain`` all use it."""
+        return WorkCalendar.from_config(self.calendar)
 
     @cached_property
     def sites(self) -> dict[str, tuple[Unit, Site]]:
@@ -208,7 +217,8 @@ def _cross_checks(data: Any, file: str) -> list[ConfigIssue]:
                 name = target.get("name") if isinstance(target, dict) else None
                 names.add(name)
                 note("target", name, (*base, "sites", si, "targets", ti, "name"))
-                timeout = _seconds(target, "timeout", 5.0)
+                # a defaulted timeout is min(5 s, interval): only an explicit one can be too long
+                timeout = _seconds(target, "timeout", 0.0)
                 interval = _seconds(target, "interval", 10.0)
                 if timeout is not None and interval is not None and timeout > interval:
                     path, line = locate(data, (*base, "sites", si, "targets", ti, "timeout"))
@@ -241,6 +251,9 @@ def _references(cfg: Config, data: Any, file: str) -> list[ConfigIssue]:
             if unit not in units:
                 path, line = locate(data, ("api", "tokens", ti, "units", ui))
                 issues.append(ConfigIssue(file, line, path, f"no unit {unit!r}"))
+        if token.person is not None and token.person not in {p.id for p in cfg.paging.people}:
+            path, line = locate(data, ("api", "tokens", ti, "person"))
+            issues.append(ConfigIssue(file, line, path, f"no person {token.person!r} in paging.people"))
     return issues
 
 

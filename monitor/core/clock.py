@@ -1,6 +1,6 @@
-"""Time, injected (DESIGN.md habit 12): code that waits, schedules or asks what time it
-is takes a ``Clock``, so tests of waits, reminders and hand-offs move time on instead
-of sleeping for real.
+"""Time, injected (DESIGN.md habit 12), for code that also waits: a ``Clock`` is a
+``TimeSource`` (``core/timesource.py``: what time it is) that can sleep, so tests of
+waits, retries, reminders and hand-offs move time on instead of sleeping for real.
 
 ``SystemClock`` is the wall clock and asyncio's sleep. ``ManualClock`` stands still
 until ``advance`` moves it; every ``sleep`` whose end has been reached then returns.
@@ -15,14 +15,12 @@ from datetime import datetime, timezone
 from typing import Protocol
 
 from monitor.core.supervise import check_cancelled
+from monitor.core.timesource import TimeSource
 
 
-class Clock(Protocol):
+class Clock(TimeSource, Protocol):
     def time(self) -> float:
-        """Unix time, seconds."""
-
-    def now(self) -> datetime:
-        """The same instant as an aware UTC datetime."""
+        """Unix time, seconds (the same instant as ``now()``)."""
 
     async def sleep(self, seconds: float) -> None:
         """Wait this long on this clock."""

@@ -1,5 +1,5 @@
-"""Is a site open now? Opening hours on China's working days (make-up days count),
-minus local closures."""
+"""Is a site open now? Opening hours on China's working days (make-up days count, and
+the config's ``calendar:`` holidays through the target's calendar), minus local closures."""
 from __future__ import annotations
 
 from datetime import datetime, time
@@ -11,11 +11,11 @@ from monitor.core.workdays import WorkCalendar
 _CALENDAR = WorkCalendar()
 
 
-def is_open(hours: Hours, at: datetime, tz: str, calendar: WorkCalendar = _CALENDAR) -> bool:
+def is_open(hours: Hours, at: datetime, tz: str, calendar: WorkCalendar | None = None) -> bool:
     local = at.astimezone(ZoneInfo(tz))
     if any(c.from_ <= at < c.to for c in hours.closures):
         return False
-    if hours.working_days and not calendar.is_workday(local.date())[0]:
+    if hours.working_days and not (calendar or _CALENDAR).is_workday(local.date())[0]:
         return False
     return hours.open <= local.strftime("%H:%M") < hours.close
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any, MutableMapping
 
 import structlog
 
@@ -23,4 +24,40 @@ def configure(fmt: str = "auto", level: int = logging.INFO) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
+    )
+
+
+class _FileAndTerminal:
+    """JSON lines to a file; events at ``terminal_level`` or above also as one plain line
+    (no ANSI codes) on stderr."""
+
+    def __init__(self, path: str, terminal_level: int):
+        self.file = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - open for the process's life
+        self.json = structlog.processors.JSONRenderer(ensure_ascii=False)
+        self.terminal_level = terminal_level
+
+    def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> str:
+        line = self.json(logger, method, dict(event))
+        self.file.write(f"{line!s}\n")
+        if logging.getLevelName(method.upper()) >= self.terminal_level:
+            extra = " ".join(f"{k}={v}" for k, v in event.items()
+                             if k not in ("event", "level", "timestamp") and v is not None)
+            print(f"hallmon {event.get('level', method)}: {event.get('event')} {extra}".rstrip(), file=sys.stderr)
+        raise structlog.DropEvent
+
+
+def configure_file(path: str, terminal_level: int = logging.WARNING) -> None:
+    """Everything at INFO and above as JSON lines in ``path``; warnings and errors also on
+    the terminal (``hallmon demo``)."""
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            _FileAndTerminal(path, terminal_level),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Iterable
 
 import structlog
 from prometheus_client import Counter
@@ -58,3 +58,16 @@ async def supervise(task: str, loop: Callable[[], Awaitable[None]], restarts: Co
             delay = first_delay
         await sleep(delay)
         delay = min(delay * 2, max_delay)
+
+
+async def stop(tasks: Iterable[asyncio.Task], every: float = 0.5) -> None:
+    """Cancel the tasks and wait until every one has ended, cancelling again while any
+    runs on. On Python 3.11 ``asyncio.wait_for`` (redis-py sends each command through
+    it when a socket timeout is set) returns its result and drops a cancellation that
+    lands as the awaited call completes (gh-86296): the loop then runs on, and a
+    shutdown that cancelled it once would wait for it for ever."""
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=every)

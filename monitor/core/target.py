@@ -10,6 +10,8 @@ from typing import Annotated, Any, Mapping
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
+from monitor.core.workdays import WorkCalendar
+
 _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d|w))+$")
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -137,6 +139,19 @@ class TargetSpec(Model):
     clear_for: Duration = 0.0
     labels: Mapping[str, str] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_timeout(cls, data: Any) -> Any:
+        """No ``timeout``: the smaller of 5 s and the interval (Prometheus's scrape_timeout
+        rule), so ``interval: 1s`` alone is valid; only an explicit longer timeout is an error."""
+        if isinstance(data, dict) and "timeout" not in data:
+            try:
+                interval = parse_duration(data.get("interval", 10.0))
+            except ValueError:
+                return data  # the interval's own error is reported
+            return {**data, "timeout": f"{round(min(5.0, interval) * 1000)}ms"}
+        return data
+
 
 def stable_hash(text: str, salt: str = "") -> int:
     """A 64-bit hash that is the same in every process and on every machine."""
@@ -153,6 +168,7 @@ class Target:
     system: str
     hours: Hours | None = None  # the site's opening hours, for probes that judge by them
     timezone: str = "Asia/Shanghai"
+    calendar: WorkCalendar | None = None  # the config's working days (None: China's official calendar)
 
     @property
     def name(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Iterable, Protocol
 
 import chinese_calendar
 import structlog
@@ -16,6 +17,19 @@ import structlog
 log = structlog.get_logger("hallmon.workdays")
 
 _warned_years: set[int] = set()
+
+
+class CalendarSettings(Protocol):
+    """The config's ``calendar:`` section (``monitor.config.model.CalendarConfig``)."""
+
+    @property
+    def holidays(self) -> Iterable[date]: ...
+
+    @property
+    def workdays(self) -> Iterable[date]: ...
+
+    @property
+    def years(self) -> Iterable[int]: ...
 estimates = 0  # read by the metrics collector
 
 
@@ -24,6 +38,14 @@ class WorkCalendar:
     holidays: frozenset[date] = frozenset()  # extra days off from config
     workdays: frozenset[date] = frozenset()  # extra make-up working days from config
     known_years: frozenset[int] = field(default_factory=frozenset)  # years the config fully defines
+
+    @classmethod
+    def from_config(cls, settings: CalendarSettings) -> "WorkCalendar":
+        """The calendar with the config's holidays and make-up days. Build it once per
+        config (``Config.work_calendar``) and hand that one to every user: clocks,
+        opening hours, rosters, ``plan explain``."""
+        return cls(holidays=frozenset(settings.holidays), workdays=frozenset(settings.workdays),
+                   known_years=frozenset(settings.years))
 
     def is_workday(self, day: date) -> tuple[bool, bool]:
         """(is it a working day, is that an estimate)."""

@@ -10,6 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Callable
 
+from monitor.core.faultnames import fault_name
+from monitor.incidents.records import Incident, StoredAlert, TimelineEntry
+
 W = {  # the few words the values themselves need
     "fill": {"zh": "【待填写】", "en": "[to fill in]"},
     "open": {"zh": "处置中", "en": "being handled"},
@@ -29,80 +32,86 @@ def _w(key: str, lang: str) -> str:
     return W[key][lang]
 
 
-def _local(ts: str, cfg: Any, doc: dict) -> str:
-    tz = cfg.site_timezone(doc["sites"][0] if doc.get("sites") else "")
-    return datetime.fromisoformat(ts).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+class Seen:
+    """What a draft is filled from: the incident, its alerts and timeline, the config
+    (site and unit names, zones)."""
+
+    def __init__(self, inc: Incident, alerts: list[StoredAlert], timeline: list[TimelineEntry], cfg: Any):
+        self.inc, self.alerts, self.timeline, self.cfg = inc, alerts, timeline, cfg
+
+    def local(self, ts: datetime) -> str:
+        tz = self.cfg.site_timezone(self.inc.sites[0] if self.inc.sites else "")
+        return ts.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
-def _place(doc, alerts, timeline, cfg, lang):
+def _place(s: Seen, lang: str) -> str:
     names = []
-    for site in doc["sites"]:
-        unit_site = cfg.sites.get(site)
+    for site in s.inc.sites:
+        unit_site = s.cfg.sites.get(site)
         names.append(f"{unit_site[0].name} {unit_site[1].name}" if unit_site else site)
     return "；".join(names) if lang == "zh" else "; ".join(names) or _w("fill", lang)
 
 
-def _cause(doc, alerts, timeline, cfg, lang):
-    seen = []
-    for a in alerts:
-        line = a["labels"].get("fault", "?")
-        desc = a["annotations"].get("description") or a["annotations"].get("summary")
-        text = f"{line} ({a['labels'].get('target', a['labels'].get('site', ''))}: {desc})" if desc else line
+def _cause(s: Seen, lang: str) -> str:
+    seen: list[str] = []
+    for a in s.alerts:
+        line = fault_name(a.labels.get("fault", "?"), lang)
+        desc = a.annotations.get("description") or a.annotations.get("summary")
+        text = f"{line} ({a.labels.get('target', a.labels.get('site', ''))}: {desc})" if desc else line
         if text not in seen:
             seen.append(text)
     observed = "; ".join(seen[:8]) + (" …" if len(seen) > 8 else "")
     return f"{observed}; {_w('fill', lang)}" if observed else _w("fill", lang)
 
 
-def _state(doc, alerts, timeline, cfg, lang):
-    firing = sum(1 for a in alerts if a["status"] == "firing")
-    parts = [_w(doc["status"], lang)]
-    parts.append(_w("recovered", lang) if doc.get("recovered") else f"{_w('firing', lang)}: {firing}")
+def _state(s: Seen, lang: str) -> str:
+    firing = sum(1 for a in s.alerts if a.status == "firing")
+    parts = [_w(s.inc.status, lang)]
+    parts.append(_w("recovered", lang) if s.inc.recovered else f"{_w('firing', lang)}: {firing}")
     return "，".join(parts) if lang == "zh" else ", ".join(parts)
 
 
-def _impact(doc, alerts, timeline, cfg, lang):
-    facts = (doc.get("decision") or {}).get("facts", {})
-    share = facts.get("units_share")
-    level = doc["frozen_plan"]["levels"][doc["level"] - 1]["name"][lang] if doc.get("frozen_plan") else doc["level"]
-    text = (f"{level}; {len(doc['units'])} {_w('units', lang)}, {len(doc['sites'])} {_w('sites', lang)}; "
-            f"{doc['category']}/{doc['system']}")
-    if share is not None:
-        text += f"; {_w('of_org', lang)} {share:.0%}"
-    return f"{text}; {_w('rule', lang)}: {doc['decision']['rule']} ({doc['decision']['source']})"
+def _impact(s: Seen, lang: str) -> str:
+    inc = s.inc
+    level = inc.frozen_plan.plan.level_name(inc.level, lang)
+    text = (f"{level}; {len(inc.units)} {_w('units', lang)}, {len(inc.sites)} {_w('sites', lang)}; "
+            f"{inc.category}/{inc.system}")
+    if inc.decision is None:
+        return text
+    text += f"; {_w('of_org', lang)} {inc.decision.facts.units_share:.0%}"
+    return f"{text}; {_w('rule', lang)}: {inc.decision.rule} ({inc.decision.source})"
 
 
-def _result(doc, alerts, timeline, cfg, lang):
-    if doc.get("resolved"):
-        return f"{doc['resolved']['result']} ({_local(doc['resolved']['at'], cfg, doc)})"
-    return _w(doc["status"], lang)
+def _result(s: Seen, lang: str) -> str:
+    if s.inc.resolved:
+        return f"{s.inc.resolved.result} ({s.local(s.inc.resolved.at)})"
+    return _w(s.inc.status, lang)
 
 
-def _course(doc, alerts, timeline, cfg, lang):
-    lines = [f"{_local(e['at'], cfg, doc)} {e['actor']}: {e['action']}" for e in timeline
-             if e["action"] not in ("alerts",)]
+def _course(s: Seen, lang: str) -> str:
+    lines = [f"{s.local(e.at)} {e.actor}: {e.action}" for e in s.timeline if e.action != "alerts"]
     return "\n    ".join(lines) or _w("fill", lang)
 
 
-def _measures(doc, alerts, timeline, cfg, lang):
-    plan = doc.get("frozen_plan") or {}
-    runbook = next((c["runbook"][lang] for c in plan.get("categories", []) if c["id"] == doc["category"]), "")
+def _measures(s: Seen, lang: str) -> str:
+    inc = s.inc
+    runbook = next((c.runbook.get(lang) for c in inc.frozen_plan.plan.categories if c.id == inc.category), "")
     acts = []
-    if doc.get("acknowledged"):
-        acts.append(f"{doc['acknowledged']['by']} {_local(doc['acknowledged']['at'], cfg, doc)}")
-    acts += [f"{r['clock']} {r['by']} {_local(r['at'], cfg, doc)}" for r in doc.get("reports", [])]
+    if inc.acknowledged:
+        acts.append(f"{inc.acknowledged.by} {s.local(inc.acknowledged.at)}")
+    acts += [f"{r.clock} {r.by} {s.local(r.at)}" for r in inc.reports]
     return f"{runbook} {'; '.join(acts)} {_w('fill', lang)}".strip()
 
 
-def _fill(doc, alerts, timeline, cfg, lang):
+def _fill(s: Seen, lang: str) -> str:
     return _w("fill", lang)
 
 
-def _time(doc, alerts, timeline, cfg, lang):
-    return _local(doc["detected_at"], cfg, doc)
+def _time(s: Seen, lang: str) -> str:
+    return s.local(s.inc.detected_at)
 
 
-Field = tuple[str, dict[str, str], Callable[..., str]]
+Field = tuple[str, dict[str, str], Callable[[Seen, str], str]]
 
 TEMPLATES: dict[str, dict[str, Any]] = {
     "phone": {
@@ -150,12 +159,14 @@ TEMPLATES: dict[str, dict[str, Any]] = {
 KINDS = tuple(TEMPLATES)
 
 
-def render_report(kind: str, lang: str, doc: dict, alerts: list[dict], timeline: list[dict], cfg: Any) -> dict:
+def render_report(kind: str, lang: str, inc: Incident, alerts: list[StoredAlert], timeline: list[TimelineEntry],
+                  cfg: Any) -> dict[str, Any]:
+    """The draft as JSON (``fields``) and as text ready to print (``text``)."""
     tpl = TEMPLATES[kind]
-    fields = [{"key": key, "label": label[lang], "value": fn(doc, alerts, timeline, cfg, lang)}
-              for key, label, fn in tpl["fields"]]
-    head = f"{_w('drill', lang) if doc.get('drill') else ''}{tpl['title'][lang]} — {doc['id']} ({tpl['source']})"
+    seen = Seen(inc, alerts, timeline, cfg)
+    fields = [{"key": key, "label": label[lang], "value": fn(seen, lang)} for key, label, fn in tpl["fields"]]
+    head = f"{_w('drill', lang) if inc.drill else ''}{tpl['title'][lang]} — {inc.id} ({tpl['source']})"
     sep = "：" if lang == "zh" else ": "
     text = head + "\n" + "\n".join(f"{f['label']}{sep}{f['value']}" for f in fields) + "\n"
-    return {"kind": kind, "lang": lang, "incident": doc["id"], "title": tpl["title"][lang],
+    return {"kind": kind, "lang": lang, "incident": inc.id, "title": tpl["title"][lang],
             "source": tpl["source"], "fields": fields, "text": text}

@@ -6,7 +6,6 @@ scrape never waits on Redis. Drills are left out: they never reach the statistic
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 
 import redis.exceptions
 import structlog
@@ -14,6 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from monitor.core import workdays
+from monitor.incidents.records import Incident
 from monitor.incidents.store import IncidentStore
 
 log = structlog.get_logger("hallmon.incident_metrics")
@@ -21,10 +21,10 @@ log = structlog.get_logger("hallmon.incident_metrics")
 
 class IncidentCollector(Collector):
     def __init__(self) -> None:
-        self.docs: list[dict] = []
+        self.incidents: list[Incident] = []
 
     async def refresh(self, store: IncidentStore) -> None:
-        self.docs = [d for d in await store.watched() if not d.get("drill")]
+        self.incidents = [i for i in await store.watched() if not i.drill]
 
     def collect(self):
         open_ = GaugeMetricFamily("hallmon_incidents_open", "Incidents not yet resolved, by level.", labels=["level"])
@@ -34,15 +34,14 @@ class IncidentCollector(Collector):
         overdue = GaugeMetricFamily("hallmon_clocks_overdue", "Reports past due and not filed, by level.",
                                     labels=["level"])
         late = {1: 0, 2: 0, 3: 0}
-        for doc in self.docs:
-            if doc["status"] != "resolved":
-                counts[doc["level"]] += 1
-            for clock in doc["clocks"]:
-                if clock["status"] == "pending":
-                    due.add_metric([doc["id"], clock["id"], str(doc["level"])],
-                                   datetime.fromisoformat(clock["due_at"]).timestamp())
-                elif clock["status"] == "overdue":
-                    late[doc["level"]] += 1
+        for inc in self.incidents:
+            if inc.status != "resolved":
+                counts[inc.level] += 1
+            for clock in inc.clocks:
+                if clock.status == "pending":
+                    due.add_metric([inc.id, clock.id, str(inc.level)], clock.due_at.timestamp())
+                elif clock.status == "overdue":
+                    late[inc.level] += 1
         for level in (1, 2, 3):
             open_.add_metric([str(level)], counts[level])
             overdue.add_metric([str(level)], late[level])

@@ -13,49 +13,35 @@ overdue), ``seq:{day}`` (counter for ids).
 """
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable, Iterable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable, Mapping
 
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from monitor.core.errors import HallmonError
+from monitor.core.timesource import SYSTEM_TIME, TimeSource, iso, whole
+from monitor.durable import notices
 from monitor.durable.events import IncidentEvent, publish
 from monitor.durable.timers import Timers
+from monitor.incidents.errors import Conflict, NotFound
+from monitor.incidents.records import Change, Incident, StoredAlert, TimelineEntry
+
+__all__ = ["Conflict", "IncidentStore", "Mutation", "NotFound", "P", "RETENTION"]
 
 P = "hallmon:"
 RETENTION = timedelta(days=3 * 365 + 1)  # Shenzhen 4.3.4: keep the full record 3 years
 
-
-class NotFound(HallmonError):
-    pass
-
-
-class Conflict(HallmonError):
-    """The change does not apply to the incident as it is (e.g. ack a resolved one)."""
+# a change to an incident: the incident and the stored alerts asked for in, the changed
+# incident and what happened out; None for "nothing changed"
+Mutation = Callable[[Incident, Mapping[str, StoredAlert]], "tuple[Incident, Change] | None"]
 
 
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def iso(dt: datetime) -> str:
-    return dt.isoformat(timespec="seconds")
-
-
-@dataclass
-class Change:
-    """What a mutation did: recorded on the timeline, told to paging."""
-
-    action: str
-    actor: str
-    detail: dict[str, Any] = field(default_factory=dict)
-    events: list[str] = field(default_factory=list)  # IncidentEvent kinds
-    alerts: dict[str, dict] = field(default_factory=dict)  # fingerprint → alert JSON to store
-    timers_done: list[str] = field(default_factory=list)  # timers this change consumes
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _chain(prev: str, entry: dict[str, Any]) -> str:
@@ -64,60 +50,66 @@ def _chain(prev: str, entry: dict[str, Any]) -> str:
 
 
 class IncidentStore:
-    def __init__(self, client: aioredis.Redis, timers: Timers, reminder_default: float = 300.0):
+    def __init__(self, client: aioredis.Redis, timers: Timers, reminder_default: float = 300.0,
+                 time: TimeSource = SYSTEM_TIME):
         self.r = client
         self.timers = timers
         self.reminder_default = reminder_default
+        self.time = time
 
     # ── reads ────────────────────────────────────────────────────────────────────
-    async def get(self, incident_id: str) -> dict | None:
+    async def get(self, incident_id: str) -> Incident | None:
         raw = await self.r.get(f"{P}incident:{incident_id}")
-        return json.loads(raw) if raw else None
+        return Incident.from_json(json.loads(raw)) if raw else None
 
-    async def require(self, incident_id: str) -> dict:
-        doc = await self.get(incident_id)
-        if doc is None:
+    async def require(self, incident_id: str) -> Incident:
+        inc = await self.get(incident_id)
+        if inc is None:
             raise NotFound(incident_id)
-        return doc
+        return inc
 
-    async def alerts(self, incident_id: str) -> list[dict]:
+    async def alerts(self, incident_id: str) -> builtins.list[StoredAlert]:
         raw = await self.r.hvals(f"{P}incident:{incident_id}:alerts")
-        return sorted((json.loads(v) for v in raw), key=lambda a: a["startsAt"])
+        return sorted((StoredAlert.from_json(json.loads(v)) for v in raw), key=lambda a: a.starts_at)
 
-    async def timeline(self, incident_id: str) -> list[dict]:
+    async def _timeline_raw(self, incident_id: str) -> builtins.list[dict[str, Any]]:
         return [json.loads(v) for v in await self.r.lrange(f"{P}timeline:{incident_id}", 0, -1)]
+
+    async def timeline(self, incident_id: str) -> builtins.list[TimelineEntry]:
+        return [TimelineEntry.from_json(e) for e in await self._timeline_raw(incident_id)]
 
     async def verify_timeline(self, incident_id: str) -> bool:
         """True when no timeline entry was changed, removed or reordered after the fact."""
         prev = ""
-        for entry in await self.timeline(incident_id):
-            claimed = entry.pop("hash")
+        for entry in await self._timeline_raw(incident_id):
+            claimed = entry.pop("hash", None)
             if entry.get("prev") != prev or _chain(prev, entry) != claimed:
                 return False
             prev = claimed
-        doc = await self.get(incident_id)
-        return doc is None or doc.get("timeline_head", "") == prev  # the tail was not cut off
+        inc = await self.get(incident_id)
+        return inc is None or inc.timeline_head == prev  # the tail was not cut off
 
     async def open_for(self, group: str) -> str | None:
-        return await self.r.hget(f"{P}open", group)
+        value = await self.r.hget(f"{P}open", group)
+        return _text(value) if value is not None else None
 
     async def list(self, since: datetime | None = None, limit: int = 1000, offset: int = 0,
-                   oldest_first: bool = False) -> list[dict]:
-        lo = since.timestamp() if since else "-inf"
+                   oldest_first: bool = False) -> builtins.list[Incident]:
+        lo: float | str = since.timestamp() if since else "-inf"
         if oldest_first:
             ids = await self.r.zrangebyscore(f"{P}incidents", lo, "+inf", start=offset, num=limit)
         else:
             ids = await self.r.zrevrangebyscore(f"{P}incidents", "+inf", lo, start=offset, num=limit)
         if not ids:
             return []
-        raws = await self.r.mget([f"{P}incident:{i}" for i in ids])
-        return [json.loads(r) for r in raws if r]
+        raws = await self.r.mget([f"{P}incident:{_text(i)}" for i in ids if isinstance(i, (bytes, str))])
+        return [Incident.from_json(json.loads(r)) for r in raws if r]
 
-    async def watched(self) -> list[dict]:
+    async def watched(self) -> builtins.list[Incident]:
         """Incidents still open or with a report pending or overdue: what the metrics show."""
         ids = list(await self.r.smembers(f"{P}watched"))
-        raws = await self.r.mget([f"{P}incident:{i}" for i in ids]) if ids else []
-        return [json.loads(r) for r in raws if r]
+        raws = await self.r.mget([f"{P}incident:{_text(i)}" for i in ids]) if ids else []
+        return [Incident.from_json(json.loads(r)) for r in raws if r]
 
     # ── writes ───────────────────────────────────────────────────────────────────
     async def next_id(self, at: datetime, drill: bool) -> str:
@@ -125,7 +117,7 @@ class IncidentStore:
         n = await self.r.incr(f"{P}seq:{day}")
         return f"{'DRILL' if drill else 'INC'}-{day}-{n:04d}"
 
-    async def create(self, doc: dict, change: Change) -> dict | None:
+    async def create(self, inc: Incident, change: Change) -> Incident | None:
         """Store a new incident as the open one of its group; None if another writer
         opened one for the group first (the caller then joins that one)."""
         # The claim and the document commit in one transaction: a write that fails (a
@@ -136,17 +128,17 @@ class IncidentStore:
             async with self.r.pipeline(transaction=True) as pipe:
                 try:
                     await pipe.watch(f"{P}open")
-                    if await pipe.hget(f"{P}open", doc["group"]) is not None:
+                    if await pipe.hget(f"{P}open", inc.group) is not None:
                         await pipe.unwatch()
                         return None
                     pipe.multi()
-                    pipe.hset(f"{P}open", doc["group"], doc["id"])
-                    await self._write(pipe, doc, change, new=True)
+                    pipe.hset(f"{P}open", inc.group, inc.id)
+                    inc = await self._write(pipe, inc, change, new=True)
                     await pipe.execute()
-                    return doc
+                    return inc
                 except redis.exceptions.WatchError:
                     continue
-        raise Conflict(f"{doc['group']}: too many concurrent openings")
+        raise Conflict(f"{inc.group}: too many concurrent openings")
 
     async def release_dangling(self, group: str, incident_id: str) -> bool:
         """Drop the group's claim if it still names ``incident_id`` and that incident
@@ -165,10 +157,10 @@ class IncidentStore:
             except redis.exceptions.WatchError:
                 return False
 
-    async def update(self, incident_id: str, mutate: Callable[[dict, dict[str, dict]], Awaitable[Change | None]],
-                     fingerprints: Iterable[str] = ()) -> tuple[dict, Change | None]:
-        """Apply ``mutate(doc, alerts)`` atomically; it returns None for "nothing changed".
-        ``alerts`` holds the stored alerts for ``fingerprints``."""
+    async def update(self, incident_id: str, mutate: Mutation,
+                     fingerprints: Iterable[str] = ()) -> tuple[Incident, Change | None]:
+        """Apply ``mutate(incident, alerts)`` atomically; ``alerts`` holds the stored
+        alerts for ``fingerprints``. A concurrent writer makes it read and apply again."""
         key = f"{P}incident:{incident_id}"
         fps = list(fingerprints)
         for _ in range(50):
@@ -178,74 +170,73 @@ class IncidentStore:
                     raw = await pipe.get(key)
                     if raw is None:
                         raise NotFound(incident_id)
-                    doc = json.loads(raw)
-                    stored: dict[str, dict] = {}
+                    inc = Incident.from_json(json.loads(raw))
+                    stored: dict[str, StoredAlert] = {}
                     if fps:
                         vals = await pipe.hmget(f"{key}:alerts", fps)
-                        stored = {fp: json.loads(v) for fp, v in zip(fps, vals) if v}
-                    change = await mutate(doc, stored)
-                    if change is None:
+                        stored = {fp: StoredAlert.from_json(json.loads(v)) for fp, v in zip(fps, vals) if v}
+                    outcome = mutate(inc, stored)
+                    if outcome is None:
                         await pipe.unwatch()
-                        return doc, None
+                        return inc, None
+                    inc, change = outcome
                     pipe.multi()
-                    await self._write(pipe, doc, change, new=False)
+                    inc = await self._write(pipe, inc, change, new=False)
                     await pipe.execute()
-                    return doc, change
+                    return inc, change
                 except redis.exceptions.WatchError:
                     continue
         raise Conflict(f"{incident_id}: too many concurrent changes")
 
-    async def _write(self, pipe: aioredis.client.Pipeline, doc: dict, change: Change, new: bool) -> None:
-        at = now_utc()
-        key = f"{P}incident:{doc['id']}"
-        entry = {"seq": doc.get("timeline_seq", 0) + 1, "at": iso(at), "actor": change.actor,
-                 "action": change.action, "detail": change.detail, "prev": doc.get("timeline_head", "")}
-        entry["hash"] = _chain(entry["prev"], {k: v for k, v in entry.items()})
-        doc["timeline_seq"], doc["timeline_head"] = entry["seq"], entry["hash"]
-        doc["updated_at"] = iso(at)
-        pipe.set(key, json.dumps(doc, ensure_ascii=False))
-        pipe.rpush(f"{P}timeline:{doc['id']}", json.dumps(entry, ensure_ascii=False))
+    async def _write(self, pipe: aioredis.client.Pipeline, inc: Incident, change: Change, new: bool) -> Incident:
+        at = whole(self.time.now())
+        key = f"{P}incident:{inc.id}"
+        seq, prev = inc.timeline_seq + 1, inc.timeline_head
+        entry: dict[str, Any] = {"seq": seq, "at": iso(at), "actor": change.actor, "action": change.action,
+                                 "detail": change.detail, "prev": prev}
+        entry["hash"] = head = _chain(prev, dict(entry))
+        inc = replace(inc, timeline_seq=seq, timeline_head=head, updated_at=at)
+        pipe.set(key, inc.dumps())
+        pipe.rpush(f"{P}timeline:{inc.id}", json.dumps(entry, ensure_ascii=False))
         if change.alerts:
-            pipe.hset(f"{key}:alerts", mapping={fp: json.dumps(a, ensure_ascii=False)
+            pipe.hset(f"{key}:alerts", mapping={fp: json.dumps(a.to_json(), ensure_ascii=False)
                                                 for fp, a in change.alerts.items()})
         if new:
-            pipe.zadd(f"{P}incidents", {doc["id"]: datetime.fromisoformat(doc["detected_at"]).timestamp()})
-        if doc["status"] == "resolved":
+            pipe.zadd(f"{P}incidents", {inc.id: inc.detected_at.timestamp()})
+        if inc.status == "resolved":
             # no other incident can hold the group while this one is still open
-            if await self.r.hget(f"{P}open", doc["group"]) == doc["id"]:
-                pipe.hdel(f"{P}open", doc["group"])
-            for k in (key, f"{key}:alerts", f"{P}timeline:{doc['id']}"):
+            if await self.r.hget(f"{P}open", inc.group) == inc.id:
+                pipe.hdel(f"{P}open", inc.group)
+            for k in (key, f"{key}:alerts", f"{P}timeline:{inc.id}"):
                 pipe.expire(k, RETENTION)
-        live = any(c["status"] in ("pending", "overdue") for c in doc["clocks"])
-        if live or doc["status"] != "resolved":
-            pipe.sadd(f"{P}watched", doc["id"])
+        if inc.live:
+            pipe.sadd(f"{P}watched", inc.id)
         else:
-            pipe.srem(f"{P}watched", doc["id"])
+            pipe.srem(f"{P}watched", inc.id)
         for timer_id in change.timers_done:
             await self.timers.done(timer_id, pipe)
+        public = inc.public_json()
         for kind in change.events:
-            publish(pipe, IncidentEvent.of(kind, public(doc), iso(at), change.actor, change.detail))
-        await self._sync_timers(pipe, doc)
+            publish(pipe, IncidentEvent.of(kind, public, iso(at), change.actor, change.detail))
+        clock = inc.clock(change.detail.get("clock", ""))
+        notices.publish(pipe, notices.kind_for(change.events), inc.id, inc.units, clock=clock.id if clock else None)
+        await self._sync_timers(pipe, inc)
+        return inc
 
-    async def _sync_timers(self, pipe: aioredis.client.Pipeline, doc: dict) -> None:
+    async def _sync_timers(self, pipe: aioredis.client.Pipeline, inc: Incident) -> None:
         """Timers follow the clocks: a pending clock has a due timer and, until its
         reminder went out, a reminder timer; any other clock has none."""
-        before = doc.get("reminder_before", self.reminder_default)
-        for clock in doc["clocks"]:
-            base = f"{doc['id']}|{clock['id']}"
-            if clock["status"] == "pending":
-                due = datetime.fromisoformat(clock["due_at"]).timestamp()
-                await self.timers.schedule(f"{base}|due", due, {"incident": doc["id"], "clock": clock["id"],
-                                                                "what": "due", "seq": clock["seq"]}, pipe)
-                if not clock.get("reminded"):
+        before = inc.reminder_before if inc.reminder_before is not None else self.reminder_default
+        for clock in inc.clocks:
+            base = f"{inc.id}|{clock.id}"
+            if clock.status == "pending":
+                due = clock.due_at.timestamp()
+                await self.timers.schedule(f"{base}|due", due, {"incident": inc.id, "clock": clock.id,
+                                                                "what": "due", "seq": clock.seq}, pipe)
+                if not clock.reminded:
                     await self.timers.schedule(f"{base}|remind", due - before,
-                                               {"incident": doc["id"], "clock": clock["id"], "what": "remind",
-                                                "seq": clock["seq"]}, pipe)
+                                               {"incident": inc.id, "clock": clock.id, "what": "remind",
+                                                "seq": clock.seq}, pipe)
             else:
                 await self.timers.cancel(f"{base}|due", pipe)
                 await self.timers.cancel(f"{base}|remind", pipe)
-
-
-def public(doc: dict) -> dict:
-    """The incident JSON of DESIGN.md: the document without internal fields."""
-    return {k: v for k, v in doc.items() if k not in ("frozen_plan", "group", "timeline_head", "timeline_seq")}

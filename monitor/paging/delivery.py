@@ -15,7 +15,8 @@ needs, apart from the escalation that decided them.
   Each attempt's outcome is written with the job's next state in one transaction.
 
 The channels, people and rosters are read from the running config at every attempt,
-so a reload applies to every message not yet sent. Metrics:
+so a reload applies to every message not yet sent. Every end of a page is told to the
+live views as a ``page_sent`` notice (``durable/notices.py``). Metrics:
 ``hallmon_pages_sent_total{channel,outcome}`` (sent, failed, digested, batched,
 cancelled, expired), ``hallmon_page_retries_total{channel}``,
 ``hallmon_channel_failing{channel}`` (1 while a channel's last attempt failed).
@@ -38,7 +39,8 @@ from monitor.config.model import Config
 from monitor.config.paging import Channel, Person
 from monitor.core.clock import Clock
 from monitor.core.errors import ChannelError
-from monitor.core.supervise import check_cancelled
+from monitor.core.supervise import check_cancelled, stop
+from monitor.durable import notices
 from monitor.durable.timers import Timers
 from monitor.paging.acklink import AckSigner
 from monitor.paging.channels import Sender, sender
@@ -236,7 +238,7 @@ class Delivery:
             log.info("channel_recovered", channel=channel.id)
         self.sent.labels(channel.id, "sent").inc()
         for job in jobs:
-            await self._finish(job, "sent:sent")
+            await self._finish(job, "sent:sent", told="sent")
             log.info("page", incident=job.incident.id if job.incident else None, kind=job.kind, step=job.step,
                      person=job.person, channel=channel.id, attempts=job.attempts + 1)
 
@@ -246,6 +248,7 @@ class Delivery:
         async with self.r.pipeline(transaction=True) as pipe:
             if fallback is not None and job.fallbacks < 3 and (not err.retryable or attempts > channel.retries):
                 self.marks.set(pipe, job.key, "failed:fallback")
+                self._notice(pipe, job, "fallback")
                 await self.outbox.done(pipe, job)
                 await self.outbox.put(pipe, job.model_copy(update={
                     "key": f"{job.key}>{fallback.id}", "channel": fallback.id, "attempts": 0}))
@@ -260,20 +263,32 @@ class Delivery:
             else:
                 self.marks.set(pipe, job.key, "failed:final")
                 await self.outbox.done(pipe, job)
+                self._notice(pipe, job, "failed")
                 self.sent.labels(channel.id, "failed").inc()
                 log.error("page_failed", channel=channel.id, key=job.key, error=str(err))
             await pipe.execute()
         if fallback is not None:
             self.outbox.wake()
 
-    async def _finish(self, job: Job, mark: str | None, outcome: str | None = None) -> None:
+    async def _finish(self, job: Job, mark: str | None, outcome: str | None = None, told: str | None = None) -> None:
+        """The job's end: its mark, out of the outbox, ``outcome`` counted, and the live
+        views told (``told``, default ``outcome``) in a notice."""
         async with self.r.pipeline(transaction=True) as pipe:
             if mark is not None:
                 self.marks.set(pipe, job.key, mark)
             await self.outbox.done(pipe, job)
+            self._notice(pipe, job, told or outcome)
             await pipe.execute()
         if outcome is not None:
             self.sent.labels(job.channel, outcome).inc()
+
+    def _notice(self, pipe: aioredis.client.Pipeline, job: Job, outcome: str | None) -> None:
+        if outcome is None or job.incident is None:
+            return
+        person = next((p for p in self.config().paging.people if p.id == job.person), None)
+        notices.publish(pipe, "page_sent", job.incident.id, job.incident.units, page=job.kind, step=job.step,
+                        person=job.person, person_name=person.name if person else None, channel=job.channel,
+                        outcome=outcome)
 
     # ── batches: one person, one channel, one window ─────────────────────────────
     def _batched(self, job: Job, msg: Message, person: Person, cfg: Config) -> bool:
@@ -347,7 +362,4 @@ class Delivery:
                 await window.unlock()
 
     async def close(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop(list(self._tasks))

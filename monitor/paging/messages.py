@@ -10,6 +10,7 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
 from monitor.core.errors import ConfigError
+from monitor.core.faultnames import fault_names
 from monitor.durable.events import ClockRef, Headline
 from monitor.plans.model import load_plan
 
@@ -81,7 +82,7 @@ def render(kind: str, lang: str, inc: Headline, *, clock: ClockRef | None = None
     detail = detail or {}
     values = {
         "level": inc.level_name if i == 0 and inc.level_name else f"Level {inc.level}",
-        "fault": ", ".join(inc.faults) or inc.category,
+        "fault": fault_names(inc.faults, lang) or inc.category,
         "site": sites or "-",
         "detected": _local(inc.detected_at, tz),
         "next": f"{nxt.title_en if i else nxt.title} {_local(nxt.due_at, tz)}" if nxt else "-",

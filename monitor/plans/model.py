@@ -16,7 +16,7 @@ import fnmatch
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -25,6 +25,8 @@ from monitor.core.target import Model, RoundTripDuration, parse_duration
 from monitor.core.yamlload import load_file, schema_issues
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
+Flag = Literal["casualties", "injuries", "property_loss", "loss_of_control"]  # harm only a person sets
+FLAGS: tuple[str, ...] = get_args(Flag)
 _DUE_RE = re.compile(r"^(?:(?P<wd>\d+)wd|next_day|every (?P<every>\S+)|monthly (?P<day>\d{1,2})|(?P<dur>\S+))$")
 
 
@@ -59,12 +61,12 @@ class Category(Model):
 class When(Model):
     """All given conditions must hold."""
 
-    units_share_at_least: float | None = Field(None, ge=0, le=1)
-    units_at_least: int | None = Field(None, ge=1)
-    sites_at_least: int | None = Field(None, ge=1)
+    units_share_at_least: float | None = Field(default=None, ge=0, le=1)
+    units_at_least: int | None = Field(default=None, ge=1)
+    sites_at_least: int | None = Field(default=None, ge=1)
     head_office: bool | None = None
     unit_all_sites: bool | None = None
-    flags_any: tuple[Literal["casualties", "injuries", "property_loss", "loss_of_control"], ...] = ()
+    flags_any: tuple[Flag, ...] = ()
     categories: tuple[str, ...] = ()
     lasting_at_least: RoundTripDuration | None = None
 
@@ -108,6 +110,7 @@ class ClockSpec(Model):
     def parsed_due(self) -> tuple[str, float]:
         """(kind, amount): ('after', seconds) | ('wd', n) | ('next_day', 0) | ('every', seconds) | ('monthly', day)."""
         m = _DUE_RE.match(self.due)
+        assert m is not None  # checked by the validator
         if m["wd"]:
             return "wd", int(m["wd"])
         if m["every"]:
@@ -172,7 +175,8 @@ def load_plan(ref: str) -> Plan:
     if isinstance(data, dict) and "base" in data:
         base = data.pop("base")
         if base == data.get("id"):
-            raise ConfigError([ConfigIssue(str(path), data.line, "base", "a plan cannot be its own base")])
+            raise ConfigError([ConfigIssue(str(path), getattr(data, "line", None), "base",
+                                           "a plan cannot be its own base")])
         inherited = load_plan(base).model_dump(mode="json", by_alias=True)
         for key, value in inherited.items():
             data.setdefault(key, value)

@@ -16,8 +16,9 @@ from typing import Any
 from aiohttp import web
 
 from monitor.incidents.drafts import KINDS, render_report
+from monitor.incidents.records import Incident
 from monitor.incidents.router import FLAGS
-from monitor.incidents.store import Conflict, NotFound, public
+from monitor.incidents.store import Conflict, NotFound
 from monitor.paging.handoff import build, render
 from monitor.paging.rosters import Rosters
 from monitor.service import keys
@@ -33,9 +34,10 @@ class Caller:
     name: str
     scopes: frozenset[str]
     units: frozenset[str] | None  # None: every unit
+    person: str | None = None  # the paging.people id of a personal token; its name is ``name``
 
-    def sees(self, doc: dict) -> bool:
-        return self.units is None or bool(self.units & set(doc.get("units") or ()))
+    def sees(self, inc: Incident) -> bool:
+        return self.units is None or bool(self.units & set(inc.units))
 
 
 class Denied(Exception):
@@ -52,7 +54,9 @@ def caller(request: web.Request, scope: str) -> Caller:
         if hmac.compare_digest(token.secret.value.encode(), presented):
             if scope not in token.scopes:
                 raise Denied(403, "forbidden", f"token {token.name!r} lacks scope {scope}")
-            return Caller(token.name, frozenset(token.scopes), frozenset(token.units) or None)
+            person = next((p for p in request.app[keys.RUNTIME].config.paging.people if p.id == token.person), None)
+            return Caller(person.name if person else token.name, frozenset(token.scopes),
+                          frozenset(token.units) or None, person.id if person else None)
     raise Denied(401, "unauthorized", "unknown token")
 
 
@@ -90,6 +94,11 @@ def text(obj: Any, key: str, required: bool = True, limit: int = 2000) -> str | 
     return value
 
 
+def actor(who: Caller, obj: Any) -> str:
+    """Who did it: the person of a personal token (whatever the body says), else the body's ``by``."""
+    return who.name if who.person else str(text(obj, "by", limit=100))
+
+
 def when(obj: Any, key: str) -> datetime | None:
     value = obj.get(key) if isinstance(obj, dict) else None
     if value is None:
@@ -115,7 +124,7 @@ def router(request: web.Request):
     return request.app[keys.ROUTER]
 
 
-async def visible(request: web.Request, who: Caller) -> dict:
+async def visible(request: web.Request, who: Caller) -> Incident:
     doc = await router(request).store.require(request.match_info["id"])
     if not who.sees(doc):
         raise Denied(403, "forbidden", "incident is outside the token's units")
@@ -166,9 +175,9 @@ async def create_manual(request: web.Request) -> web.Response:
         raise BadInput(f"site: no site {site!r}")
     if who.units is not None and cfg.sites[site][0].id not in who.units:
         raise Denied(403, "forbidden", "site is outside the token's units")
-    doc = await router(request).open_manual(category, site, text(b, "by", limit=100), text(b, "summary"),
+    doc = await router(request).open_manual(category, site, actor(who, b), text(b, "summary"),
                                             flags, drill=bool(b.get("drill")), level=level)
-    return web.json_response(public(doc), status=201)
+    return web.json_response(doc.public_json(), status=201)
 
 
 @routes.get("/api/v1/incidents")
@@ -194,10 +203,10 @@ async def list_incidents(request: web.Request) -> web.Response:
     for doc in page:
         if not who.sees(doc):
             continue
-        if ("status" in q and doc["status"] != q["status"]) or ("level" in q and doc["level"] != int(q["level"])) \
-                or ("site" in q and q["site"] not in doc["sites"]) or ("unit" in q and q["unit"] not in doc["units"]):
+        if ("status" in q and doc.status != q["status"]) or ("level" in q and doc.level != int(q["level"])) \
+                or ("site" in q and q["site"] not in doc.sites) or ("unit" in q and q["unit"] not in doc.units):
             continue
-        out.append(public(doc))
+        out.append(doc.public_json())
     # a full page may have more behind it: ask again from next_offset (filters apply after paging)
     return web.json_response({"incidents": out, "next_offset": offset + len(page) if len(page) == limit else None})
 
@@ -206,9 +215,9 @@ async def list_incidents(request: web.Request) -> web.Response:
 async def show(request: web.Request) -> web.Response:
     doc = await visible(request, caller(request, "incidents:read"))
     store = router(request).store
-    return web.json_response({**public(doc), "alerts": await store.alerts(doc["id"]),
-                              "timeline": await store.timeline(doc["id"]),
-                              "timeline_intact": await store.verify_timeline(doc["id"])})
+    return web.json_response({**doc.public_json(), "alerts": [a.to_json() for a in await store.alerts(doc.id)],
+                              "timeline": [e.to_json() for e in await store.timeline(doc.id)],
+                              "timeline_intact": await store.verify_timeline(doc.id)})
 
 
 @routes.post("/api/v1/incidents/{id}/ack")
@@ -225,56 +234,60 @@ async def ack(request: web.Request) -> web.Response:
     else:
         who = caller(request, "incidents:write")
         await visible(request, who)
-        doc = await router(request).ack(incident_id, text(await body(request), "by", limit=100), via="api")
-    return web.json_response(public(doc))
+        doc = await router(request).ack(incident_id, actor(who, await body(request)), via="api")
+    return web.json_response(doc.public_json())
 
 
 @routes.post("/api/v1/incidents/{id}/reports/{clock}")
 async def file_report(request: web.Request) -> web.Response:
-    await visible(request, caller(request, "incidents:write"))
+    who = caller(request, "incidents:write")
+    await visible(request, who)
     b = await body(request)
     try:
         doc = await router(request).file_report(request.match_info["id"], request.match_info["clock"],
-                                                text(b, "by", limit=100), when(b, "at"), text(b, "note", required=False))
+                                                actor(who, b), when(b, "at"), text(b, "note", required=False))
     except KeyError:
         return error(404, "not_found", f"no clock {request.match_info['clock']!r}")
     except ValueError as err:
         raise BadInput(str(err)) from None
-    return web.json_response(public(doc))
+    return web.json_response(doc.public_json())
 
 
 @routes.post("/api/v1/incidents/{id}/level")
 async def set_level(request: web.Request) -> web.Response:
-    await visible(request, caller(request, "incidents:write"))
+    who = caller(request, "incidents:write")
+    await visible(request, who)
     b = await body(request)
     level = b.get("level") if isinstance(b, dict) else None
     if level not in (1, 2, 3) or isinstance(level, bool):
         raise BadInput("level: expected 1, 2 or 3")
-    doc = await router(request).set_level(request.match_info["id"], level, text(b, "by", limit=100),
+    doc = await router(request).set_level(request.match_info["id"], level, actor(who, b),
                                           text(b, "reason"))
-    return web.json_response(public(doc))
+    return web.json_response(doc.public_json())
 
 
 @routes.post("/api/v1/incidents/{id}/flags")
 async def set_flags(request: web.Request) -> web.Response:
     """Harm flags only a person sets: ``{"flags": [...], "by", "reason"}``; the level follows the plan."""
-    await visible(request, caller(request, "incidents:write"))
+    who = caller(request, "incidents:write")
+    await visible(request, who)
     b = await body(request)
     flags = harm_flags(b.get("flags") if isinstance(b, dict) else None, required=True)
-    doc = await router(request).set_flags(request.match_info["id"], flags, text(b, "by", limit=100), text(b, "reason"))
-    return web.json_response(public(doc))
+    doc = await router(request).set_flags(request.match_info["id"], flags, actor(who, b), text(b, "reason"))
+    return web.json_response(doc.public_json())
 
 
 @routes.post("/api/v1/incidents/{id}/resolve")
 async def resolve(request: web.Request) -> web.Response:
-    await visible(request, caller(request, "incidents:write"))
+    who = caller(request, "incidents:write")
+    await visible(request, who)
     b = await body(request)
     try:
-        doc = await router(request).resolve(request.match_info["id"], text(b, "by", limit=100),
+        doc = await router(request).resolve(request.match_info["id"], actor(who, b),
                                             text(b, "result"), when(b, "at"))
     except ValueError as err:
         raise BadInput(str(err)) from None
-    return web.json_response(public(doc))
+    return web.json_response(doc.public_json())
 
 
 @routes.get("/api/v1/incidents/{id}/report")
@@ -284,7 +297,7 @@ async def report(request: web.Request) -> web.Response:
     if kind not in KINDS or lang not in ("zh", "en"):
         raise BadInput(f"kind: one of {', '.join(KINDS)}; lang: zh or en")
     store = router(request).store
-    draft = render_report(kind, lang, doc, await store.alerts(doc["id"]), await store.timeline(doc["id"]),
+    draft = render_report(kind, lang, doc, await store.alerts(doc.id), await store.timeline(doc.id),
                           request.app[keys.RUNTIME].config)
     if "json" in request.headers.get("Accept", ""):
         return web.json_response(draft)
@@ -307,7 +320,7 @@ async def shift_report(request: web.Request) -> web.Response:
     at = when(dict(request.query), "at") or datetime.now().astimezone()
     targets = target_states(request.app[keys.RUNTIME])
     docs = [d for d in await router(request).store.list(since=at - timedelta(days=31)) if who.sees(d)]
-    report = build(Rosters(cfg.paging), roster, at, targets, [public(d) for d in docs])
+    report = build(Rosters(cfg.paging, cfg.work_calendar), roster, at, targets, [d.public_json() for d in docs])
     if request.query.get("format") == "text":
         return web.Response(text=render(report, request.query.get("lang", "zh")), content_type="text/plain",
                             charset="utf-8")

@@ -16,13 +16,13 @@ from monitor.checks.checker import Checker
 from monitor.checks.faults import FaultTracker
 from monitor.checks.metrics import ReadingSeries
 from monitor.checks.scheduler import Scheduler
-from monitor.core.supervise import supervise
-from monitor.core.workdays import WorkCalendar
+from monitor.console import install as install_console
+from monitor.core.supervise import stop, supervise
 from monitor.durable import connection as redisconn
 from monitor.durable.timers import Timers
 from monitor.incidents.metrics import IncidentCollector, refresh_forever
 from monitor.incidents.router import Router
-from monitor.incidents.store import IncidentStore, public
+from monitor.incidents.store import IncidentStore
 from monitor.paging.acklink import AckSigner
 from monitor.paging.handoff import build
 from monitor.paging.pager import Pager
@@ -84,9 +84,7 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
     # run of a handler is harmless (it re-reads the clock inside WATCH and finds it done)
     timers = Timers(client, "hallmon:clocktimers", lease=2.0)
     store = IncidentStore(client, timers)
-    calendar = WorkCalendar(holidays=frozenset(cfg.calendar.holidays), workdays=frozenset(cfg.calendar.workdays),
-                            known_years=frozenset(cfg.calendar.years))
-    router = Router(store, lambda: rt.config, calendar)
+    router = Router(store, lambda: rt.config)  # its calendar: the running config's work_calendar
     app[keys.ROUTER] = router
     secret = cfg.api.link_secret_env or cfg.api.link_secret_file
     if secret is None:
@@ -124,9 +122,7 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
              asyncio.create_task(supervise("clock_timers", lambda: timers.run(router.clock_timer), restarts)),
              asyncio.create_task(supervise("incident_metrics", lambda: refresh_forever(collector, store), restarts))]
     yield
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await stop(tasks)
     app[keys.REGISTRY].unregister(collector)
 
 
@@ -137,19 +133,16 @@ async def paging_ctx(app: web.Application) -> AsyncIterator[None]:
     if not cfg.paging.policies:
         yield
         return
-    calendar = WorkCalendar(holidays=frozenset(cfg.calendar.holidays), workdays=frozenset(cfg.calendar.workdays),
-                            known_years=frozenset(cfg.calendar.years))
     pager = Pager(app[keys.REDIS], lambda: rt.config, app[keys.SESSION], app[keys.REGISTRY], app[keys.ACK_SIGNER],
-                  calendar)
+                  cfg.work_calendar)
 
     async def report_for(roster_id: str, at) -> dict:
         docs = await app[keys.ROUTER].store.list()
-        return build(pager.rosters(), roster_id, at, target_states(rt), [public(d) for d in docs])
+        return build(pager.rosters(), roster_id, at, target_states(rt), [d.public_json() for d in docs])
 
     task = asyncio.create_task(pager.run_forever(rt.metrics.task_restarts, report_for))
     yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    await stop([task])
     await pager.close()
 
 
@@ -161,4 +154,5 @@ def build_app(runtime: Runtime, registry: CollectorRegistry) -> web.Application:
     app.cleanup_ctx.extend([redis_ctx, session_ctx, checks_ctx, router_ctx, paging_ctx])
     app.add_routes(routes)
     app.add_routes(api_routes)
+    install_console(app)
     return app

@@ -36,7 +36,11 @@ async def serve(path: str, shard: str, ready: Callable[[str], None] | None = Non
     await runner.setup()
     host, port = split_hostport(config.service.listen)
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError:  # the address is taken: stop what setup started before saying so
+        await runner.cleanup()
+        raise
     bound = runner.addresses[0]
     log.info("listening", address=f"{bound[0]}:{bound[1]}")
     if ready:
