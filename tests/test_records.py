@@ -64,7 +64,7 @@ timeline_s = st.builds(TimelineEntry, seq=st.integers(1, 10**6), at=times, actor
                        detail=st.dictionaries(ids, json_values, max_size=4), prev=ids, hash=ids)
 classification_s = st.builds(Classification, plan=st.sampled_from(builtin_ids()), category=ids, system=ids,
                              site=maybe() | ids, unit=maybe() | ids, fault=maybe() | ids, unmapped=st.booleans(),
-                             drill=st.booleans(), manual=st.booleans(), group=names)
+                             drill=st.booleans(), manual=st.booleans(), group=names, fingerprint=ids)
 
 
 @st.composite

@@ -37,7 +37,7 @@ def classify(alert: Alert, view: ConfigView) -> Classification:
     drill = labels.get("drill") == "true"
     return Classification(plan=ref, category=category, system=system, site=site, unit=unit, fault=fault,
                           unmapped=cat is None or info is None, drill=drill, manual=alert.source == "manual",
-                          group=f"{'drill|' if drill else ''}{category}|{system}")
+                          group=f"{'drill|' if drill else ''}{category}|{system}", fingerprint=alert.fingerprint)
 
 
 def group(alerts: Iterable[Alert], view: ConfigView) -> dict[str, list[tuple[Alert, Classification]]]:

@@ -66,9 +66,9 @@ def merge(inc: Incident, stored: Mapping[str, StoredAlert], items: Items, now: d
     firing_n, total, unmapped, detected = inc.alerts_firing, inc.alerts_total, inc.unmapped, inc.detected_at
     changed = False
     for alert, c in items:
-        fp = alert.fingerprint
+        fp = c.fingerprint
         old = stored.get(fp) or change.alerts.get(fp)
-        new = StoredAlert.of(alert, alert.resolved_at(now))
+        new = StoredAlert.of(alert, alert.resolved_at(now), fp)
         if old and old.status == new.status and old.starts_at <= new.starts_at:
             continue
         if old and old.status == "firing" and new.status == "firing":

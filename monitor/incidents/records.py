@@ -9,6 +9,7 @@ on these records. The reporting clock (``Clock``) and the level decision (``Deci
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -21,7 +22,8 @@ from monitor.plans.levels import Decision
 from monitor.plans.model import Plan
 
 Status = Literal["open", "acknowledged", "resolved"]
-INTERNAL = ("frozen_plan", "group", "timeline_head", "timeline_seq")  # stored, never shown
+INTERNAL = ("frozen_plan", "frozen_plan_digest", "group", "timeline_head", "timeline_seq")  # stored, never shown
+_VALIDATED: dict[str, Plan] = {}  # frozen plans by digest: each plan version validated once per process
 
 
 def _opt_iso(dt: datetime | None) -> str | None:
@@ -30,25 +32,35 @@ def _opt_iso(dt: datetime | None) -> str | None:
 
 class FrozenPlan:
     """The plan frozen into an incident when it opened (DESIGN.md habit 8), kept as the
-    JSON it is stored as and validated on first use: reading an incident to acknowledge
-    it costs no plan validation, and a reload never changes the rules of an incident in
-    flight."""
+    JSON it is stored as, with the digest of that JSON: reading an incident costs no plan
+    validation, each plan version is validated once per process (found by its digest),
+    and a reload never changes the rules of an incident in flight."""
 
-    __slots__ = ("data", "_plan")
+    __slots__ = ("data", "digest")
 
-    def __init__(self, data: Mapping[str, Any], plan: Plan | None = None):
+    def __init__(self, data: Mapping[str, Any], digest: str | None = None):
         self.data = data
-        self._plan = plan
+        self.digest = digest or self.digest_of(data)
+
+    @staticmethod
+    def digest_of(data: Mapping[str, Any]) -> str:
+        text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     @classmethod
     def of(cls, plan: Plan) -> "FrozenPlan":
-        return cls(plan.model_dump(mode="json", by_alias=True), plan)
+        frozen = cls(plan.model_dump(mode="json", by_alias=True))
+        _VALIDATED.setdefault(frozen.digest, plan)
+        return frozen
 
     @property
     def plan(self) -> Plan:
-        if self._plan is None:
-            self._plan = Plan.model_validate(self.data)
-        return self._plan
+        plan = _VALIDATED.get(self.digest)
+        if plan is None:
+            if len(_VALIDATED) >= 256:  # a cache: plan versions come and go with reloads
+                _VALIDATED.clear()
+            plan = _VALIDATED[self.digest] = Plan.model_validate(self.data)
+        return plan
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, FrozenPlan) and self.data == other.data
@@ -56,7 +68,7 @@ class FrozenPlan:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"FrozenPlan({self.data.get('id')!r})"
+        return f"FrozenPlan({self.data.get('id')!r}, {self.digest[:8]})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,17 +86,18 @@ class Classification:
     drill: bool
     manual: bool
     group: str
+    fingerprint: str  # the alert's (Alertmanager's label-set fingerprint), computed once
 
     def to_json(self) -> dict[str, Any]:
         return {"plan": self.plan, "category": self.category, "system": self.system, "site": self.site,
                 "unit": self.unit, "fault": self.fault, "unmapped": self.unmapped, "drill": self.drill,
-                "manual": self.manual, "group": self.group}
+                "manual": self.manual, "group": self.group, "fingerprint": self.fingerprint}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "Classification":
         return cls(plan=d["plan"], category=d["category"], system=d["system"], site=d.get("site"),
                    unit=d.get("unit"), fault=d.get("fault"), unmapped=bool(d["unmapped"]), drill=bool(d["drill"]),
-                   manual=bool(d.get("manual", False)), group=d["group"])
+                   manual=bool(d.get("manual", False)), group=d["group"], fingerprint=d["fingerprint"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,8 +184,8 @@ class StoredAlert:
     source: str
 
     @classmethod
-    def of(cls, alert: Alert, ended: datetime | None) -> "StoredAlert":
-        return cls(fingerprint=alert.fingerprint, labels=dict(alert.labels), annotations=dict(alert.annotations),
+    def of(cls, alert: Alert, ended: datetime | None, fingerprint: str | None = None) -> "StoredAlert":
+        return cls(fingerprint=fingerprint or alert.fingerprint, labels=dict(alert.labels), annotations=dict(alert.annotations),
                    starts_at=_ms(alert.starts_at), ends_at=_ms(ended) if ended else None,
                    status="resolved" if ended else "firing", source=alert.source)
 
@@ -273,7 +286,8 @@ class Incident:
             "acknowledged": self.acknowledged.to_json() if self.acknowledged else None,
             "resolved": self.resolved.to_json() if self.resolved else None,
             "reports": [r.to_json() for r in self.reports], "reminder_before": self.reminder_before,
-            "frozen_plan": self.frozen_plan.data, "timeline_seq": self.timeline_seq,
+            "frozen_plan": self.frozen_plan.data, "frozen_plan_digest": self.frozen_plan.digest,
+            "timeline_seq": self.timeline_seq,
             "timeline_head": self.timeline_head, "updated_at": _opt_iso(self.updated_at),
         }
 
@@ -299,7 +313,7 @@ class Incident:
             acknowledged=Ack.from_json(d["acknowledged"]) if d.get("acknowledged") else None,
             resolved=Resolution.from_json(d["resolved"]) if d.get("resolved") else None,
             reports=tuple(Report.from_json(r) for r in d.get("reports", ())),
-            reminder_before=float(d.get("reminder_before", 300.0)), frozen_plan=FrozenPlan(d["frozen_plan"]),
+            reminder_before=float(d.get("reminder_before", 300.0)), frozen_plan=FrozenPlan(d["frozen_plan"], d.get("frozen_plan_digest")),
             timeline_seq=int(d.get("timeline_seq", 0)), timeline_head=d.get("timeline_head", ""),
             updated_at=parse_iso(d["updated_at"]) if d.get("updated_at") else None,
         )

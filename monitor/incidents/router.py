@@ -83,7 +83,7 @@ class Router:
                 return None if merged is None else (lifecycle.relevel(merged, now, change, view), change)
 
             try:
-                inc, _ = await self.store.update(incident_id, merge, [a.fingerprint for a, _ in items])
+                inc, _ = await self.store.update(incident_id, merge, [c.fingerprint for _, c in items])
             except NotFound:
                 if await self.store.release_dangling(key, incident_id):
                     log.warning("dangling_claim_repaired", group=key, incident=incident_id)
