@@ -17,6 +17,7 @@ class Robots:
         self.dingtalk_secret, self.dingtalk_token = dingtalk_secret, dingtalk_token
         self.wecom_key, self.feishu_secret, self.webhook_secret = wecom_key, feishu_secret, webhook_secret
         self.received: dict[str, list] = {"webhook": [], "dingtalk": [], "wecom": [], "feishu": [], "sms": []}
+        self.idempotency_keys: list[str] = []  # of every webhook request, copies included
         self.rejected: list[str] = []
         self.fail = {name: 0 for name in self.received}  # answer 500 this many times
         self.errcode = {name: 0 for name in self.received}  # robot error code in a 200 answer
@@ -55,6 +56,10 @@ class Robots:
                 return web.Response(status=401)
         if (resp := self._failing("webhook")) is not None:
             return resp
+        key = request.headers.get("Idempotency-Key", "")
+        self.idempotency_keys.append(key)
+        if key and self.idempotency_keys.count(key) > 1:  # a copy of a message taken already
+            return web.json_response({"ok": True, "duplicate": True})
         self.received["webhook"].append(json.loads(raw))
         return web.json_response({"ok": True})
 

@@ -138,7 +138,7 @@ def stream_events(redis_url: str, incident_id: str | None = None) -> list[tuple[
     out = []
     for _id, fields in r.xrange("hallmon:events"):
         body = json.loads(fields[b"body"])
-        if incident_id is None or body["incident"]["id"] == incident_id:
+        if incident_id is None or fields[b"incident"].decode() == incident_id:
             out.append((fields[b"kind"].decode(), body))
     r.close()
     return out

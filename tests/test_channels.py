@@ -1,25 +1,35 @@
 """Channels against local peers: SMTP with STARTTLS (aiosmtpd), an SMS gateway, WeCom's
 4,096-byte limit, no retry on 4xx, and a reminder reaching the duty chief."""
 import asyncio
+import email
 import ssl
 from datetime import datetime, timezone
 
 import aiohttp
 import pytest
 import trustme
+from aiohttp import web
 from aiosmtpd.controller import Controller
-from prometheus_client import CollectorRegistry
 
 from monitor.config.paging import PagingConfig
-from monitor.paging.channels import Delivery, cut_utf8
+from monitor.core.errors import ChannelError, HallmonError
+from monitor.durable.events import ClockRef, Headline
+from monitor.paging.channels import cut_utf8, sender
 from monitor.paging.messages import render
 from simulators.redisproc import free_port
+from tests.pagingkit import Harness, config, incident, paging_yaml
 from tests.robots import Robots
+from tests.routerkit import TOKENS, alert, auth, make_app
 
-INC = {"id": "INC-20261125-0007", "level": 2, "level_name": "二级", "category": "power", "sites": ["u3a"],
-       "faults": ["power.on_battery"], "detected_at": "2026-11-25T09:00:00+08:00", "plan": "shenzhen-customs",
-       "clocks": [{"id": "phone-report", "title": "电话报告（六要素）", "title_en": "Phone report (six elements)",
-                   "due_at": "2026-11-25T09:15:00+08:00", "status": "pending", "audience": {"to": ["单位领导"]}}]}
+INC = Headline.of(incident("INC-20261125-0007", category="power", sites=("u3a",), units=("u3",),
+                           faults=("power.on_battery",)))
+PHONE = ClockRef.of(incident()["clocks"][0])
+
+
+@pytest.fixture(autouse=True)
+def env(monkeypatch):
+    for k, v in TOKENS.items():
+        monkeypatch.setenv(k, v)
 
 
 class Inbox:
@@ -52,13 +62,12 @@ async def test_email_over_starttls_in_chinese(smtp):
     paging = PagingConfig.model_validate({"channels": [{"id": "mail", "type": "email", "to": "lead-a@example.invalid",
                                                         "smtp": f"127.0.0.1:{port}", "ca_file": str(ca_file)}]})
     async with aiohttp.ClientSession() as session:
-        delivery = Delivery(paging, session, CollectorRegistry())
         msg = render("page", "zh", INC, ack_url="http://127.0.0.1:9108/api/v1/incidents/INC/ack?exp=1&sig=x")
-        assert await delivery.send("mail", msg, None) == "sent"
+        await sender(paging.channels[0], session).send(msg, None, "k-0001")
     [(tls, rcpt, content)] = inbox.messages
     assert tls and rcpt == ["lead-a@example.invalid"]
-    import email
     mail = email.message_from_string(content)
+    assert mail["Message-ID"] == "<k-0001@hallmon>"  # the same for every attempt of this message
     body = mail.get_payload(decode=True).decode()
     assert "供电" in str(email.header.make_header(email.header.decode_header(mail["Subject"])))
     assert "电话报告（六要素）" in body and "UPS" in body and "ack?exp=1" in body
@@ -70,13 +79,13 @@ async def test_sms_gateway_gets_the_template_with_the_persons_phone():
         paging = PagingConfig.model_validate({
             "people": [{"id": "lead-a", "name": "测试值班领导甲", "channels": ["sms"], "phone": "138-0000-0001"}],
             "channels": [{"id": "sms", "type": "sms", "url": f"{robots.base}/sms",
-                          "body": {"mobile": "{phone}", "content": "{text}", "ref": "{incident}"}, "max_chars": 60}]})
+                          "body": {"mobile": "{phone}", "content": "{text}", "ref": "{incident}", "msgid": "{key}"},
+                          "max_chars": 60}]})
         async with aiohttp.ClientSession() as session:
-            delivery = Delivery(paging, session, CollectorRegistry())
-            person = paging.people[0]
-            assert await delivery.send("sms", render("page", "zh", INC), person) == "sent"
+            await sender(paging.channels[0], session).send(render("page", "zh", INC), paging.people[0], "k-0002")
         [sms] = robots.received["sms"]
-        assert sms["mobile"] == "138-0000-0001" and sms["ref"] == INC["id"] and len(sms["content"]) <= 60
+        assert sms["mobile"] == "138-0000-0001" and sms["ref"] == INC.id and len(sms["content"]) <= 60
+        assert sms["msgid"] == "k-0002"  # for a gateway that drops copies by client message id
     finally:
         await robots.stop()
 
@@ -88,13 +97,12 @@ async def test_wecom_markdown_is_cut_to_4096_bytes_and_4xx_is_not_retried(monkey
         paging = PagingConfig.model_validate({"channels": [
             {"id": "wc", "type": "wecom", "url": f"{robots.base}/cgi-bin/webhook/send", "key_env": "HALLMON_T_WECOM"},
             {"id": "hook", "type": "webhook", "url": f"{robots.base}/nowhere", "retries": 3, "backoff": "10ms"}]})
-        big = dict(INC, faults=["power.on_battery"] * 2000)
+        big = INC.model_copy(update={"faults": ("power.on_battery",) * 2000})
         async with aiohttp.ClientSession() as session:
-            delivery = Delivery(paging, session, CollectorRegistry())
-            assert await delivery.send("wc", render("page", "zh", big), None) == "sent"
-            t0 = asyncio.get_running_loop().time()
-            assert await delivery.send("hook", render("page", "zh", INC), None) == "failed"  # 404: no retry
-            assert asyncio.get_running_loop().time() - t0 < 0.5
+            await sender(paging.channels[0], session).send(render("page", "zh", big), None, "k")
+            with pytest.raises(ChannelError) as err:
+                await sender(paging.channels[1], session).send(render("page", "zh", INC), None, "k")
+            assert not err.value.retryable  # 404: not worth retrying
         content = robots.received["wecom"][0]["markdown"]["content"]
         assert len(content.encode()) <= 4096
     finally:
@@ -112,10 +120,10 @@ async def test_feishu_interactive_card_is_signed_and_coloured_by_level(monkeypat
             {"id": "fs-forged", "type": "feishu", "url": f"{robots.base}/open-apis/bot/v2/hook/feishu-hook",
              "secret_file": __file__, "card": True, "retries": 0}]})
         async with aiohttp.ClientSession() as session:
-            delivery = Delivery(paging, session, CollectorRegistry())
             msg = render("page", "zh", INC, ack_url="http://127.0.0.1:9108/ack-link")
-            assert await delivery.send("fs", msg, None) == "sent"
-            assert await delivery.send("fs-forged", msg, None) == "failed"  # code 19021 in a 200 answer
+            await sender(paging.channels[0], session).send(msg, None, "k")
+            with pytest.raises(ChannelError):  # code 19021 in a 200 answer
+                await sender(paging.channels[1], session).send(msg, None, "k")
     finally:
         await robots.stop()
     [body] = robots.received["feishu"]
@@ -129,21 +137,16 @@ async def test_feishu_interactive_card_is_signed_and_coloured_by_level(monkeypat
 
 
 def test_messages_come_from_one_template_in_both_languages():
-    zh = render("reminder", "zh", INC, clock=INC["clocks"][0])
-    en = render("reminder", "en", INC, clock=INC["clocks"][0])
+    zh = render("reminder", "zh", INC, clock=PHONE)
+    en = render("reminder", "en", INC, clock=PHONE)
     assert zh.title == "【报告提醒】电话报告（六要素） 将于 11-25 09:15 到期"
     assert en.title == "[Report due soon] Phone report (six elements) due 11-25 09:15"
     assert "报送：单位领导" in zh.text and "To: 单位领导" in en.text
-    drill = render("page", "en", dict(INC, drill=True))
+    drill = render("page", "en", INC.model_copy(update={"drill": True}))
     assert drill.title.startswith("[DRILL] ")
 
 
-async def test_a_reminder_reaches_the_duty_chief(aiohttp_client, tmp_path, redis_url, monkeypatch):
-    from tests.pagingkit import paging_yaml
-    from tests.routerkit import TOKENS, alert, auth, make_app
-
-    for k, v in TOKENS.items():
-        monkeypatch.setenv(k, v)
+async def test_a_reminder_reaches_the_duty_chief(aiohttp_client, tmp_path, redis_url):
     robots = await Robots().start()
     plan = tmp_path / "quick.yml"
     plan.write_text("""\
@@ -176,10 +179,6 @@ clocks:
 
 
 async def test_a_robot_error_that_quotes_the_url_does_not_leak_the_token(monkeypatch):
-    from aiohttp import web
-
-    from monitor.core.errors import ChannelError, HallmonError
-
     monkeypatch.setenv("HALLMON_T_DING_TOKEN", "ding-token-sekrit")
     monkeypatch.setenv("HALLMON_T_DING_SECRET", "SEC-sekrit")
 
@@ -196,9 +195,8 @@ async def test_a_robot_error_that_quotes_the_url_does_not_leak_the_token(monkeyp
         "token_env": "HALLMON_T_DING_TOKEN", "secret_env": "HALLMON_T_DING_SECRET"}]})
     try:
         async with aiohttp.ClientSession() as session:
-            delivery = Delivery(paging, session, CollectorRegistry())
             with pytest.raises(ChannelError) as err:
-                await delivery.senders["ding"].send(render("page", "zh", INC), None)
+                await sender(paging.channels[0], session).send(render("page", "zh", INC), None, "k")
     finally:
         await runner.cleanup()
     assert isinstance(err.value, HallmonError) and not err.value.retryable  # 4xx: not worth retrying
@@ -217,7 +215,7 @@ class RefusingInbox:
 
 
 @pytest.mark.parametrize("peer", ["answers 451", "is down"])
-async def test_a_failing_smtp_server_is_retried_then_the_fallback_takes_the_page(peer):
+async def test_a_failing_smtp_server_is_retried_then_the_fallback_takes_the_page(peer, redis_url):
     """Regression (0.5): EmailSender's error path raised AttributeError, so an SMTP failure
     skipped the retries and the fallback, and escalation stalled on the e-mail step."""
     robots = await Robots().start()
@@ -229,21 +227,27 @@ async def test_a_failing_smtp_server_is_retried_then_the_fallback_takes_the_page
         port = controller.port
     else:
         port = free_port()  # nothing listens there
+    paging = f"""\
+paging:
+  channels:
+    - {{id: mail, type: email, to: lead-a@example.invalid, smtp: "127.0.0.1:{port}", starttls: false,
+       retries: 2, backoff: 10ms, timeout: 2s, fallback: hook}}
+    - {{id: hook, type: webhook, url: "{robots.base}/page"}}
+  policies:
+    - id: mail
+      steps:
+        - {{notify: {{channel: mail}}}}
+"""
     try:
-        paging = PagingConfig.model_validate({"channels": [
-            {"id": "mail", "type": "email", "to": "lead-a@example.invalid", "smtp": f"127.0.0.1:{port}",
-             "starttls": False, "retries": 2, "backoff": "10ms", "timeout": "2s", "fallback": "hook"},
-            {"id": "hook", "type": "webhook", "url": f"{robots.base}/page"}]})
-        registry = CollectorRegistry()
-        async with aiohttp.ClientSession() as session:
-            delivery = Delivery(paging, session, registry)
-            msg = render("page", "zh", INC, ack_url="http://127.0.0.1:9108/api/v1/incidents/INC/ack?exp=1&sig=x")
-            assert await delivery.send("mail", msg, None) == "fallback"
-        if controller is not None:
-            assert inbox.attempts == 3  # the first try and two retries
-        assert len(robots.received["webhook"]) == 1
-        assert registry.get_sample_value("hallmon_pages_sent_total", {"channel": "mail", "outcome": "failed"}) == 1
-        assert registry.get_sample_value("hallmon_pages_sent_total", {"channel": "hook", "outcome": "sent"}) == 1
+        async with Harness(redis_url, config(redis_url, paging)) as h:
+            await h.publish("opened", incident())
+            await h.until(lambda: robots.received["webhook"], timeout=10, advance=0.05)
+            if controller is not None:
+                assert inbox.attempts == 3  # the first try and two retries
+            assert len(robots.received["webhook"]) == 1
+            assert h.metric("hallmon_page_retries_total", channel="mail") == 2
+            assert h.metric("hallmon_pages_sent_total", channel="mail", outcome="failed") == 1
+            assert h.metric("hallmon_pages_sent_total", channel="hook", outcome="sent") == 1
     finally:
         if controller is not None:
             controller.stop()

@@ -31,8 +31,7 @@ def tokens(monkeypatch):
 
 def kinds(redis_url: str, inc_id: str) -> list[str]:
     r = redis.Redis.from_url(redis_url)
-    out = [f[b"kind"].decode() for _, f in r.xrange("hallmon:events")
-           if json.loads(f[b"body"])["incident"]["id"] == inc_id]
+    out = [f[b"kind"].decode() for _, f in r.xrange("hallmon:events") if f[b"incident"].decode() == inc_id]
     r.close()
     return out
 

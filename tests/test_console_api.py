@@ -16,6 +16,7 @@ import aiohttp
 
 from monitor.console.catalogue import STRINGS, catalogue
 from monitor.core.faultnames import FAULTS, fault_name
+from monitor.durable.events import Headline
 from monitor.paging.messages import render
 from simulators.redisproc import RedisServer, free_port
 from tests.conftest import HALLMON, ROOT, write_config
@@ -201,8 +202,8 @@ def test_one_catalogue_names_every_fault_and_string_in_both_languages():
 def test_pages_name_faults_from_the_same_catalogue_in_both_languages():
     inc = {"id": "INC-1", "level": 2, "level_name": "二级", "category": "power", "faults": ["power.on_battery"],
            "sites": ["s1"], "detected_at": "2026-12-01T02:00:00+00:00", "clocks": [], "plan": "default"}
-    zh = render("page", "zh", inc, site_names={"s1": "测试通关大厅"})
-    en = render("page", "en", inc, site_names={"s1": "测试通关大厅"})
+    zh = render("page", "zh", Headline.of(inc), site_names={"s1": "测试通关大厅"})
+    en = render("page", "en", Headline.of(inc), site_names={"s1": "测试通关大厅"})
     assert "故障：市电中断，UPS 电池供电 (power.on_battery)" in zh.text
     assert "Fault: Mains power lost, UPS on battery (power.on_battery)" in en.text
 

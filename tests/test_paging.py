@@ -1,12 +1,18 @@
-"""Paging end to end inside one service: incident → pages at local robot servers,
-escalation with and without acknowledgement, signed robots, fallback, digests,
-exactly-once across replicas, maintenance, reminders and resolution notices."""
+"""Paging end to end inside one service: incident → pages at local robot servers, ack
+links bound to the paged person, signed robots, fallback, digests, exactly-once across
+replicas, maintenance, batches. (The escalation machine on an injected clock:
+test_escalation; delivery under faults: test_delivery.)"""
 import asyncio
 from datetime import datetime, timezone
 
 import pytest
+import redis
+import redis.asyncio as aioredis
+from pydantic import ValidationError
 
-from tests.pagingkit import paging_yaml
+from monitor.config.paging import PagingConfig
+from monitor.core.clock import ManualClock
+from tests.pagingkit import START, Harness, config, incident, paging_yaml
 from tests.robots import Robots
 from tests.routerkit import TOKENS, alert, auth, make_app
 
@@ -47,48 +53,31 @@ async def open_incident(client, fault="pos.link_down", site="u2a", unit="u2"):
     return (await resp.json())["incidents"][0]
 
 
-def on_duty_now():
-    """Who the fictitious roster puts on duty right now (duty chief, duty leader)."""
-    from monitor.config.model import load_config  # noqa: F401  (the roster logic is tested in test_rosters)
-    start = datetime(2026, 11, 2, 0, 30, tzinfo=timezone.utc)  # 08:30 Asia/Shanghai
-    days = int((datetime.now(timezone.utc) - start).total_seconds() // 86400)
-    return ("duty-a", "duty-b")[days % 2], ("lead-a", "lead-b")[(days // 7) % 2]
-
-
-async def test_no_ack_escalates_through_both_steps(aiohttp_client, tmp_path, redis_url, robots):
-    client = await aiohttp_client(make_app(tmp_path, redis_url, extra=hook(robots, wait="1s")))
-    inc_id = await open_incident(client)
-    await wait_for(lambda: len(robots.received["webhook"]) >= 1)
-    first = robots.received["webhook"][0]
-    chief, leader = on_duty_now()
-    assert first["kind"] == "page" and first["step"] == 0 and first["recipient"]["id"] == chief
-    assert first["incident"]["id"] == inc_id and first["incident"]["level"] == 2  # a one-site unit, whole
-    assert "自带单" in first["text"]  # the POS runbook line
-    assert "/api/v1/incidents/%s/ack?exp=" % inc_id in first["ack_url"]
-    assert robots.rejected == []  # the HMAC signature header verified
-    await wait_for(lambda: len(robots.received["webhook"]) >= 2, timeout=4)
-    second = robots.received["webhook"][1]
-    assert second["step"] == 2 and second["recipient"]["id"] == leader
-    await asyncio.sleep(0.5)
-    assert len(robots.received["webhook"]) == 2  # one page per person per step
-
-
-async def test_ack_through_the_pages_link_stops_escalation(aiohttp_client, tmp_path, redis_url, robots):
+async def test_an_ack_link_acknowledges_as_the_paged_person_once_and_stops_escalation(
+        aiohttp_client, tmp_path, redis_url, robots):
     client = await aiohttp_client(make_app(tmp_path, redis_url, extra=hook(robots, wait="1s")))
     inc_id = await open_incident(client)
     await wait_for(lambda: robots.received["webhook"])
-    link = robots.received["webhook"][0]["ack_url"]
-    path = link.split("127.0.0.1", 1)[1].split("/", 1)[1]
-    resp = await client.post("/" + path, json={"by": "测试值班长甲"})
-    assert resp.status == 200 and (await resp.json())["status"] == "acknowledged"
-    await asyncio.sleep(2.0)
+    page = robots.received["webhook"][0]
+    chief = page["recipient"]
+    path = "/" + page["ack_url"].split("127.0.0.1", 1)[1].split("/", 1)[1]
+    assert f"p={chief['id']}&" in path
+    forged = path.replace(f"p={chief['id']}", "p=lead-a")  # someone else's name on the same link
+    assert (await client.post(forged)).status == 403
+    resp = await client.post(path, json={"by": "somebody else"})
+    assert resp.status == 200
+    acked = (await resp.json())["acknowledged"]
+    assert acked["by"] == chief["name"] and acked["via"] == f"link:{chief['id']}"  # recorded as the paged person's
+    again = await client.post(path)
+    assert again.status == 403 and "used" in (await again.json())["detail"]  # single use
+    await asyncio.sleep(1.5)
     assert len(robots.received["webhook"]) == 1  # the second step never fired
     resp = await client.post(f"/api/v1/incidents/{inc_id}/resolve", json={"by": "测试值班长甲", "result": "银联线路恢复"},
                              headers=auth())
     assert resp.status == 200
     await wait_for(lambda: len(robots.received["webhook"]) == 2)
     resolved = robots.received["webhook"][1]
-    assert resolved["kind"] == "resolved" and "银联线路恢复" in resolved["text"]
+    assert resolved["kind"] == "resolved" and "银联线路恢复" in resolved["text"] and resolved["ack_url"] == ""
 
 
 async def test_signed_robots_and_fallback_when_a_robot_refuses(aiohttp_client, tmp_path, redis_url, robots):
@@ -130,32 +119,36 @@ async def test_retries_on_5xx_then_succeeds(aiohttp_client, tmp_path, redis_url,
     assert len(robots.received["webhook"]) == 1
 
 
-async def test_rate_limit_turns_thirty_pages_into_twenty_and_a_digest(robots):
-    import aiohttp
-    from prometheus_client import CollectorRegistry
+DING = """\
+paging:
+  channels:
+    - {id: lead-dingtalk, type: dingtalk, url: "%s/robot/send", token_env: HALLMON_T_DING_TOKEN,
+       secret_env: HALLMON_T_DING_SECRET, rate_limit: {messages: 20, per: 2s}}
+  policies:
+    - id: robot
+      steps:
+        - {notify: {channel: lead-dingtalk}}
+"""
+THIRTY = [f"INC-TEST-{i:04d}" for i in range(30)]
 
-    from monitor.config.paging import PagingConfig
-    from monitor.paging.channels import Delivery
-    from monitor.paging.messages import render
 
-    paging = PagingConfig.model_validate({"channels": [{
-        "id": "lead-dingtalk", "type": "dingtalk", "url": f"{robots.base}/robot/send",
-        "token_env": "HALLMON_T_DING_TOKEN", "secret_env": "HALLMON_T_DING_SECRET",
-        "rate_limit": {"messages": 20, "per": "2s"}}]})
-    registry = CollectorRegistry()
-    async with aiohttp.ClientSession() as session:
-        delivery = Delivery(paging, session, registry)
-        outcomes = []
-        for i in range(30):
-            inc = {"id": f"INC-TEST-{i:04d}", "level": 3, "level_name": "三级", "category": "pos", "sites": ["u2a"],
-                   "faults": ["pos.link_down"], "clocks": [], "detected_at": "2026-11-25T09:00:00+08:00"}
-            outcomes.append(await delivery.send("lead-dingtalk", render("page", "zh", inc), None))
-        assert outcomes.count("sent") == 20 and outcomes.count("digested") == 10  # nothing dropped
-        await wait_for(lambda: len(robots.received["dingtalk"]) == 21, timeout=5)
-        await delivery.close()
+def each_once(messages: list[dict]) -> bool:
+    """Every one of the thirty incidents in exactly one message (its page or the digest)."""
+    texts = [m["markdown"]["text"] for m in messages]
+    return all(sum(inc in text for text in texts) == 1 for inc in THIRTY)
+
+
+async def test_rate_limit_turns_thirty_pages_into_twenty_and_a_digest(robots, redis_url):
+    async with Harness(redis_url, config(redis_url, DING % robots.base)) as h:
+        for inc in THIRTY:
+            await h.publish("opened", incident(inc, level=3))
+        await h.until(lambda: h.metric("hallmon_pages_sent_total", channel="lead-dingtalk", outcome="digested") == 10)
+        await asyncio.sleep(0.2)
+        assert len(robots.received["dingtalk"]) == 20  # the limit holds while the clock stands
+        await h.until(lambda: len(robots.received["dingtalk"]) == 21, advance=0.5)
     digest = robots.received["dingtalk"][20]["markdown"]
     assert "10" in digest["title"] and digest["text"].count("\n- ") == 10
-    assert all(f"INC-TEST-{i:04d}" in robots.received["dingtalk"][i]["markdown"]["text"] for i in range(20))
+    assert each_once(robots.received["dingtalk"])  # nothing dropped, nothing twice
     assert robots.rejected == []
 
 
@@ -183,85 +176,6 @@ async def test_maintenance_incidents_are_recorded_not_paged(aiohttp_client, tmp_
     assert inc["maintenance"] is True
 
 
-async def test_a_mark_left_sending_by_a_killed_process_is_resent_and_a_sent_one_is_not(
-        aiohttp_client, tmp_path, redis_url, robots):
-    import redis.asyncio as aioredis
-
-    from monitor.durable.events import IncidentEvent
-    from monitor.service import keys
-
-    app = make_app(tmp_path, redis_url, extra=hook(robots, wait="30s"))
-    client = await aiohttp_client(app)
-    inc_id = await open_incident(client)
-    await wait_for(lambda: robots.received["webhook"])
-    r = aioredis.from_url(redis_url, decode_responses=True)
-    [key] = [k for k in await r.keys("hallmon:paging:sent:*")]
-    assert (await r.get(key)).startswith("sent")
-    # replay the opened event: the page is marked sent, nothing goes out again
-    import aiohttp
-    from prometheus_client import CollectorRegistry
-
-    from monitor.paging.channels import Delivery
-    from monitor.paging.pager import Pager, public_base
-    from monitor.paging.rosters import Rosters
-    rt = app[keys.RUNTIME]
-    async with aiohttp.ClientSession() as session:
-        pager = Pager(r, lambda: rt.config, Delivery(rt.config.paging, session, CollectorRegistry()),
-                      app[keys.ACK_SIGNER], public_base(rt.config), Rosters(rt.config.paging))
-        doc = await (await client.get(f"/api/v1/incidents/{inc_id}", headers=auth())).json()
-        event = IncidentEvent("opened", doc, doc["detected_at"])
-        await r.delete(f"hallmon:paging:{inc_id}")  # as if the state was never written
-        await pager.handle(event)
-        assert len(robots.received["webhook"]) == 1
-        # a process killed between send and mark left "sending" long ago: resend
-        await r.set(key, "sending:1000.0")
-        await r.delete(f"hallmon:paging:{inc_id}")
-        await pager.handle(event)
-        assert len(robots.received["webhook"]) == 2
-        assert (await r.get(key)).startswith("sent")
-        # a page that failed for good is final too: no crash, no resend, the event is done
-        await r.set(key, "failed:failed")
-        await r.delete(f"hallmon:paging:{inc_id}")
-        await pager.handle(event)
-        assert len(robots.received["webhook"]) == 2
-    await r.aclose()
-
-
-async def test_redelivered_events_neither_skip_a_wait_nor_page_twice(aiohttp_client, tmp_path, redis_url, robots):
-    """A consumer killed before acknowledging its event gets the event again (reclaimed by
-    another replica): an escalation already waiting must not jump past its wait, and a
-    redelivered upgrade must not restart the policy a second time."""
-    import aiohttp
-    import redis.asyncio as aioredis
-    from prometheus_client import CollectorRegistry
-
-    from monitor.durable.events import IncidentEvent
-    from monitor.paging.channels import Delivery
-    from monitor.paging.pager import Pager, public_base
-    from monitor.paging.rosters import Rosters
-    from monitor.service import keys
-
-    app = make_app(tmp_path, redis_url, extra=hook(robots, wait="30s"))
-    client = await aiohttp_client(app)
-    inc_id = await open_incident(client)
-    await wait_for(lambda: robots.received["webhook"])
-    r = aioredis.from_url(redis_url, decode_responses=True)
-    rt = app[keys.RUNTIME]
-    async with aiohttp.ClientSession() as session:
-        pager = Pager(r, lambda: rt.config, Delivery(rt.config.paging, session, CollectorRegistry()),
-                      app[keys.ACK_SIGNER], public_base(rt.config), Rosters(rt.config.paging))
-        doc = await (await client.get(f"/api/v1/incidents/{inc_id}", headers=auth())).json()
-        await pager.handle(IncidentEvent("opened", doc, doc["detected_at"]))
-        await asyncio.sleep(0.3)
-        assert [p["step"] for p in robots.received["webhook"]] == [0]  # the leader waits 30 s still
-        upgrade = IncidentEvent("upgraded", {**doc, "level": 1}, "2026-11-25T09:00:00+08:00")
-        await pager.handle(upgrade)
-        await pager.handle(upgrade)
-        assert [p["step"] for p in robots.received["webhook"]] == [0, 0]
-        assert robots.received["webhook"][1]["incident"]["level"] == 1
-    await r.aclose()
-
-
 async def test_pages_to_one_person_within_the_batch_window_go_as_one_message(
         aiohttp_client, tmp_path, redis_url, robots):
     channels = (f'            - {{id: chief-dingtalk, type: dingtalk, url: "{robots.base}/robot/send", '
@@ -286,17 +200,13 @@ async def test_pages_to_one_person_within_the_batch_window_go_as_one_message(
     assert robots.rejected == []
     text = await (await client.get("/metrics")).text()
     assert 'hallmon_pages_sent_total{channel="chief-dingtalk",outcome="batched"} 2.0' in text
-    r = __import__("redis").Redis.from_url(redis_url, decode_responses=True)
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
     marks = [r.get(k) for k in r.keys("hallmon:paging:sent:*")]
     r.close()
     assert len(marks) == 3 and all(m.startswith("sent") for m in marks)  # each page marked once sent
 
 
 def test_batch_window_is_bounded():
-    from pydantic import ValidationError
-
-    from monitor.config.paging import PagingConfig
-
     with pytest.raises(ValidationError):
         PagingConfig.model_validate({"batch_window": "1m"})
 
@@ -316,83 +226,26 @@ async def test_webhook_pages_within_the_batch_window_go_as_one_digest(aiohttp_cl
         assert word in batched["text"]
 
 
-async def test_an_ack_while_a_step_is_on_the_wire_still_stops_the_next_step(aiohttp_client, tmp_path, redis_url):
-    """The duty leader's page is slow to answer; the ack lands meanwhile. The step in
-    flight must not write its stale view back over the ack, or the third step fires."""
-    from aiohttp import web
-
-    pages: list[dict] = []
-
-    async def page(request: web.Request) -> web.Response:
-        body = await request.json()
-        pages.append(body)
-        if body["step"] == 2:
-            await asyncio.sleep(1.5)
-        return web.json_response({"ok": True})
-
-    rx = web.Application()
-    rx.router.add_post("/page", page)
-    runner = web.AppRunner(rx, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    policies = """\
-            - id: three-steps
-              steps:
-                - {notify: {roster: hall-duty, layer: duty_chief}}
-                - {wait: 500ms}
-                - {notify: {roster: hall-duty, layer: duty_leader}}
-                - {wait: 500ms}
-                - {notify: {person: duty-b}}
-"""
-    extra = paging_yaml(f"http://127.0.0.1:{runner.addresses[0][1]}", policies=policies)
-    client = await aiohttp_client(make_app(tmp_path, redis_url, extra=extra))
-    try:
-        inc_id = await open_incident(client)
-        await wait_for(lambda: any(p["step"] == 2 for p in pages), timeout=5)
-        resp = await client.post(f"/api/v1/incidents/{inc_id}/ack", json={"by": "测试值班领导甲"}, headers=auth())
-        assert resp.status == 200
-        await asyncio.sleep(2.5)  # the leader's page answers, then the third step would be due
-        assert [p["step"] for p in pages] == [0, 2]
-    finally:
-        await runner.cleanup()
-
-
 async def test_two_replicas_share_a_robots_rate_limit_and_a_held_digest_survives_a_restart(robots, redis_url):
-    import aiohttp
-    import redis.asyncio as aioredis
-    from prometheus_client import CollectorRegistry
+    cfg, clock = config(redis_url, DING % robots.base), ManualClock(START)
+    async with Harness(redis_url, cfg, clock, consumer="a") as a, Harness(redis_url, cfg, clock, consumer="b") as b:
+        for inc in THIRTY:
+            await a.publish("opened", incident(inc, level=3))
 
-    from monitor.config.paging import PagingConfig
-    from monitor.paging.channels import Delivery
-    from monitor.paging.messages import render
-
-    paging = PagingConfig.model_validate({"channels": [{
-        "id": "lead-dingtalk", "type": "dingtalk", "url": f"{robots.base}/robot/send",
-        "token_env": "HALLMON_T_DING_TOKEN", "secret_env": "HALLMON_T_DING_SECRET",
-        "rate_limit": {"messages": 20, "per": "2s"}}]})
-
-    def page(i):
-        inc = {"id": f"INC-TEST-{i:04d}", "level": 3, "level_name": "三级", "category": "pos", "sites": ["u2a"],
-               "faults": ["pos.link_down"], "clocks": [], "detected_at": "2026-11-25T09:00:00+08:00"}
-        return render("page", "zh", inc)
-
+        def digested() -> float:
+            return sum(h.metric("hallmon_pages_sent_total", channel="lead-dingtalk", outcome="digested") for h in (a, b))
+        await a.until(lambda: digested() == 10)  # one limit for both
+        assert len(robots.received["dingtalk"]) == 20
+    # both replicas stopped before the digest's turn came
     r = aioredis.from_url(redis_url, decode_responses=True)
-    async with aiohttp.ClientSession() as session:
-        a = Delivery(paging, session, CollectorRegistry(), r)
-        b = Delivery(paging, session, CollectorRegistry(), r)
-        outcomes = [await (a if i % 2 else b).send("lead-dingtalk", page(i), None) for i in range(30)]
-        assert outcomes.count("sent") == 20 and outcomes.count("digested") == 10  # one limit for both
-        await a.close()  # both replicas stop before the digest's turn comes
-        await b.close()
-        assert await r.llen("hallmon:paging:held:lead-dingtalk") == 10
-        c = Delivery(paging, session, CollectorRegistry(), r)  # a restarted replica
-        await c.resume_held()
-        await wait_for(lambda: len(robots.received["dingtalk"]) == 21, timeout=5)
+    assert await r.llen("hallmon:paging:held:lead-dingtalk") == 10
+    async with Harness(redis_url, cfg, clock, consumer="c") as c:  # a restarted replica
+        await c.until(lambda: len(robots.received["dingtalk"]) == 21, advance=0.5)
         await asyncio.sleep(0.3)
-        await c.close()
     assert len(robots.received["dingtalk"]) == 21
     digest = robots.received["dingtalk"][20]["markdown"]
-    assert "10" in digest["title"] and digest["text"].count("\n- ") == 10  # nothing dropped, nothing twice
+    assert "10" in digest["title"] and digest["text"].count("\n- ") == 10
+    assert each_once(robots.received["dingtalk"])  # nothing dropped, nothing twice
     assert await r.llen("hallmon:paging:held:lead-dingtalk") == 0
     assert robots.rejected == []
     await r.aclose()

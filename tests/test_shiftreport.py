@@ -8,17 +8,16 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
-import aiohttp
 import pytest
 import redis.asyncio as aioredis
-from prometheus_client import CollectorRegistry
 
-from monitor.paging.channels import Delivery
-from monitor.paging.pager import Pager, public_base
+from monitor.core.clock import SYSTEM
+from monitor.paging.handoff import Handoffs, build
+from monitor.paging.outbox import Marks, Outbox
 from monitor.paging.rosters import Rosters
 from monitor.service import keys
 from tests.conftest import ROOT
-from tests.pagingkit import paging_yaml
+from tests.pagingkit import START, Harness, config, paging_yaml
 from tests.robots import Robots
 from tests.routerkit import TOKENS, alert, auth, make_app
 
@@ -53,12 +52,16 @@ async def test_shift_report_lists_devices_the_shifts_incidents_and_what_is_inher
         # at the hand-off both chiefs get it, once, however often it is triggered
         rt = app[keys.RUNTIME]
         r = aioredis.from_url(redis_url, decode_responses=True)
-        async with aiohttp.ClientSession() as session:
-            pager = Pager(r, lambda: rt.config, Delivery(rt.config.paging, session, CollectorRegistry()),
-                          app[keys.ACK_SIGNER], public_base(rt.config), Rosters(rt.config.paging))
-            handoff = datetime.fromisoformat(report["shift_end"])
-            assert await pager.send_handoff("hall-duty", handoff, report) == 2
-            assert await pager.send_handoff("hall-duty", handoff, report) == 0
+        handoffs = Handoffs(r, lambda: rt.config, lambda: Rosters(rt.config.paging), Outbox(r, SYSTEM, 30.0),
+                            Marks(r, SYSTEM, 30.0), SYSTEM)
+        handoff = datetime.fromisoformat(report["shift_end"])
+        assert await handoffs.send("hall-duty", handoff, report) == 2
+        assert await handoffs.send("hall-duty", handoff, report) == 0  # queued already
+        for _ in range(100):  # the service's pager sends what was queued
+            if len([p for p in robots.received["webhook"] if p["kind"] == "shift"]) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert await handoffs.send("hall-duty", handoff, report) == 0  # sent already
         await r.aclose()
         shift = [p for p in robots.received["webhook"] if p["kind"] == "shift"]
         assert {p["recipient"]["id"] for p in shift} == {report["outgoing"]["id"], report["incoming"]["id"]}
@@ -122,5 +125,32 @@ async def test_no_catch_up_when_a_replica_was_watching_or_on_first_start(aiohttp
         await aiohttp_client(make_app(tmp_path / "again", redis_url, extra=hourly))
         await asyncio.sleep(0.5)
         assert robots.received["webhook"] == []
+    finally:
+        await robots.stop()
+
+
+async def test_the_report_goes_out_at_the_hand_off_on_an_injected_clock(redis_url):
+    robots = await Robots().start()
+    hourly = paging_yaml(robots.base, wait="1h").replace(
+        'rotation: {every: 1d, handoff: "08:30"', 'rotation: {every: 1h, handoff: "08:30"')
+    asked: list[datetime] = []
+
+    async def report_for(roster_id: str, at: datetime) -> dict:
+        asked.append(at)
+        return build(h.pager.rosters(), roster_id, at, [], [])
+    try:
+        async with Harness(redis_url, config(redis_url, hourly), report_for=report_for) as h:
+            # START is 10:00 in Shanghai: the next hand-off is at 10:30
+            for _ in range(29):
+                await h.clock.advance(60)
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)
+            assert asked == [] and robots.received["webhook"] == []
+            await h.until(lambda: len(robots.received["webhook"]) == 2, advance=30)
+            assert [a.astimezone(timezone.utc) for a in asked] == [START + timedelta(minutes=30, seconds=1)]
+            shift = robots.received["webhook"]
+            assert {p["kind"] for p in shift} == {"shift"}
+            assert sorted(p["recipient"]["id"] for p in shift) == ["duty-a", "duty-b"]  # outgoing and incoming
+            assert "交接班报告" in shift[0]["text"] or "Shift hand-off" in shift[0]["text"]
     finally:
         await robots.stop()

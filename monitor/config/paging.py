@@ -8,12 +8,9 @@ from typing import Annotated, Literal, Union
 from pydantic import Field, field_validator, model_validator
 
 from monitor.core.secret import SecretEnv, SecretFile
-from monitor.core.target import AwareTime, Duration, HostPort, Model, Name
+from monitor.core.target import AwareTime, Duration, HostPort, Model, Name, RoundTripDuration
 
 _HANDOFF = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-
-
-
 
 
 class Person(Model):
@@ -25,15 +22,20 @@ class Person(Model):
 
 
 class RateLimit(Model):
-    messages: int = Field(20, ge=1)
+    messages: int = Field(default=20, ge=1)
     per: Duration = 60.0
 
 
 class ChannelBase(Model):
     id: Name
-    retries: int = Field(2, ge=0, le=10)  # after the first attempt, on 5xx and timeouts
-    backoff: Duration = 1.0
-    timeout: Duration = 10.0
+    # with a fallback: retries (5xx, timeouts) before the fallback takes the message;
+    # without one, a retryable failure is retried until the page is sent, acknowledged
+    # or resolved (other messages: for ``paging.give_up_after``)
+    retries: int = Field(default=2, ge=0, le=10)
+    backoff: Duration = 1.0  # doubled after every failure, up to max_backoff
+    max_backoff: Duration = 60.0
+    timeout: Duration = 10.0  # one attempt, this channel only: a hung receiver delays nobody else
+    concurrency: int = Field(default=4, ge=1, le=64)  # messages on the wire at once on this channel
     fallback: str | None = None  # a channel to use when this one keeps failing
     rate_limit: RateLimit | None = None
 
@@ -85,9 +87,11 @@ class EmailChannel(ChannelBase):
 class SmsChannel(ChannelBase):
     type: Literal["sms"]
     url: str  # the gateway's HTTP endpoint
+    # placeholders: {phone}, {text}, {incident}, and {key}: the same for every attempt of
+    # one message, for a gateway that deduplicates by a client message id
     body: dict[str, str] = Field(default_factory=lambda: {"phone": "{phone}", "text": "{text}"})
     token_env: SecretEnv | None = None  # sent as a bearer token
-    max_chars: int = Field(300, ge=20)
+    max_chars: int = Field(default=300, ge=20)
 
 
 Channel = Annotated[Union[WebhookChannel, DingTalkChannel, WeComChannel, FeishuChannel, EmailChannel, SmsChannel],
@@ -157,7 +161,7 @@ class NotifyTarget(Model):
 
 class Step(Model):
     notify: NotifyTarget | None = None
-    wait: Duration | None = None
+    wait: RoundTripDuration | None = None  # frozen into the incident's paging state: survives JSON
 
     @model_validator(mode="after")
     def _one(self) -> "Step":
@@ -184,10 +188,15 @@ class PagingConfig(Model):
     policies: tuple[Policy, ...] = ()
     # pages to one person on one channel within this window go as one message (not webhooks);
     # at most 5 s, well inside the escalation timers' lease
-    batch_window: Duration = Field(0.0, ge=0.0, le=5.0)
+    batch_window: Duration = Field(default=0.0, ge=0.0, le=5.0)
     # a page left "sending" this long (its process died mid-send) is sent again, and an
     # event a dead replica took is taken over; keep it above a channel's worst send time
-    resend_after: Duration = Field(30.0, ge=1.0, le=3600.0)
+    resend_after: Duration = Field(default=30.0, ge=1.0, le=3600.0)
+    # an event that failed this many times goes to the dead-letter stream hallmon:events:dead
+    dead_letter_after: int = Field(default=5, ge=1, le=100)
+    # reminders, overdue notices, resolution notices and hand-off reports stop being retried
+    # after this long (a page is retried until it is sent, acknowledged or resolved)
+    give_up_after: Duration = Field(default=86400.0, ge=60.0)
     lang: Literal["zh", "en"] = "zh"
 
     def cross_issues(self) -> list[tuple[tuple, str]]:
@@ -200,9 +209,9 @@ class PagingConfig(Model):
             for j, c in enumerate(p.channels):
                 if c not in channels:
                     out.append((("paging", "people", i, "channels", j), f"no channel {c!r}"))
-        for i, c in enumerate(self.channels):
-            if c.fallback is not None and c.fallback not in channels:
-                out.append((("paging", "channels", i, "fallback"), f"no channel {c.fallback!r}"))
+        for i, ch in enumerate(self.channels):
+            if ch.fallback is not None and ch.fallback not in channels:
+                out.append((("paging", "channels", i, "fallback"), f"no channel {ch.fallback!r}"))
         for i, r in enumerate(self.rosters):
             for j, lay in enumerate(r.layers):
                 for k, m in enumerate(lay.members):

@@ -19,6 +19,16 @@ from prometheus_client import Counter
 log = structlog.get_logger("hallmon.supervise")
 
 
+def check_cancelled() -> None:
+    """Raise ``CancelledError`` when this task was cancelled and the cancellation got
+    lost on the way: redis-py's asyncio client (8.1) often returns a command's result
+    after its task was cancelled, and a loop that goes on from there never stops. Loops
+    call this once per turn."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def supervise(task: str, loop: Callable[[], Awaitable[None]], restarts: Counter, *,
                     first_delay: float = 0.1, max_delay: float = 30.0,
                     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
@@ -41,6 +51,7 @@ async def supervise(task: str, loop: Callable[[], Awaitable[None]], restarts: Co
         else:
             if crash != last:
                 log.error("task_returned", task=task, restart_in=delay)
+        check_cancelled()  # stopping, not crashing
         last = crash
         counter.inc()
         if time.monotonic() - started > 60:  # it ran a while: a fresh failure, not a crash loop

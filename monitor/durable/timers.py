@@ -7,7 +7,8 @@ by calling ``done`` — ideally inside the same MULTI as its own effect (pass th
 pipeline), so that the effect and the removal commit together: a process killed before
 that commit leaves the timer to fire again after the lease, one killed after it leaves
 nothing to fire. Pending timers live only in Redis, so a restarted process picks them
-up on its first poll.
+up on its first poll. Time comes from a ``Clock`` (tests move it on); ``wake`` makes
+the loop poll at once (after this process scheduled something due now).
 
 Keys: ``{prefix}:due`` (ZSET id → due unix time), ``{prefix}:data`` (HASH id → JSON).
 """
@@ -15,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any, Awaitable, Callable
 
 import redis.asyncio as aioredis
 import redis.exceptions
 import structlog
+
+from monitor.core.clock import SYSTEM, Clock
+from monitor.core.supervise import check_cancelled
 
 log = structlog.get_logger("hallmon.timers")
 
@@ -39,20 +42,29 @@ Handler = Callable[[str, dict[str, Any], "Timers"], Awaitable[None]]
 
 
 class Timers:
-    def __init__(self, client: aioredis.Redis, prefix: str, lease: float = 10.0, poll: float = 0.2):
+    def __init__(self, client: aioredis.Redis, prefix: str, lease: float = 10.0, poll: float = 0.2,
+                 clock: Clock = SYSTEM):
         self.client = client
         self.due_key = f"{prefix}:due"
         self.data_key = f"{prefix}:data"
         self.lease = lease
         self.poll = poll
+        self.clock = clock
         self._claim = client.register_script(_CLAIM)
+        self._wake = asyncio.Event()
 
     async def schedule(self, timer_id: str, due: float, payload: dict[str, Any],
-                       pipe: aioredis.client.Pipeline | None = None) -> None:
-        """Create or move a timer. Pass ``pipe`` to commit with the caller's own writes."""
+                       pipe: aioredis.client.Pipeline | None = None, nx: bool = False) -> None:
+        """Create or move a timer. Pass ``pipe`` to commit with the caller's own writes;
+        with ``nx`` a timer that exists already is left as it is."""
         target = pipe if pipe is not None else self.client.pipeline(transaction=True)
-        target.hset(self.data_key, timer_id, json.dumps(payload, ensure_ascii=False))
-        target.zadd(self.due_key, {timer_id: due})
+        body = json.dumps(payload, ensure_ascii=False)
+        if nx:
+            target.hsetnx(self.data_key, timer_id, body)
+            target.zadd(self.due_key, {timer_id: due}, nx=True)
+        else:
+            target.hset(self.data_key, timer_id, body)
+            target.zadd(self.due_key, {timer_id: due})
         if pipe is None:
             await target.execute()
 
@@ -73,7 +85,7 @@ class Timers:
         return await self.client.zcard(self.due_key)
 
     async def claim(self, now: float | None = None, limit: int = 1000) -> list[tuple[str, dict]]:
-        now = time.time() if now is None else now
+        now = self.clock.time() if now is None else now
         flat = await self._claim(keys=[self.due_key, self.data_key], args=[now, now + self.lease, limit])
         pairs = []
         for i in range(0, len(flat), 2):
@@ -87,6 +99,7 @@ class Timers:
         transaction); a handler that raises leaves the timer to be retried after the lease."""
         failing = False
         while True:
+            check_cancelled()
             try:
                 batch = await self.claim()
                 if failing:
@@ -96,7 +109,7 @@ class Timers:
                 if not failing:
                     log.error("timers_redis_unreachable", key=self.due_key, error=str(err))
                     failing = True
-                await asyncio.sleep(1.0)
+                await self.clock.sleep(1.0)
                 continue
             for timer_id, payload in batch:
                 try:
@@ -104,4 +117,19 @@ class Timers:
                 except Exception:
                     log.exception("timer_handler_failed", timer=timer_id)
             if len(batch) < 1000:
-                await asyncio.sleep(self.poll)
+                await self._pause()
+
+    def wake(self) -> None:
+        """Poll now instead of at the end of the current pause."""
+        self._wake.set()
+
+    async def _pause(self) -> None:
+        if not self._wake.is_set():
+            sleeper = asyncio.ensure_future(self.clock.sleep(self.poll))
+            waker = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+                waker.cancel()
+        self._wake.clear()

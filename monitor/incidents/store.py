@@ -215,12 +215,10 @@ class IncidentStore:
             pipe.srem(f"{P}watched", inc.id)
         for timer_id in change.timers_done:
             await self.timers.done(timer_id, pipe)
-        clock = inc.clock(change.detail.get("clock", ""))
         public = inc.public_json()
         for kind in change.events:
-            publish(pipe, IncidentEvent(kind, public, iso(at),
-                                        clock=clock.to_json() if clock and kind in ("reminder", "overdue") else None,
-                                        extra={"actor": change.actor, **change.detail}))
+            publish(pipe, IncidentEvent.of(kind, public, iso(at), change.actor, change.detail))
+        clock = inc.clock(change.detail.get("clock", ""))
         notices.publish(pipe, notices.kind_for(change.events), inc.id, inc.units, clock=clock.id if clock else None)
         await self._sync_timers(pipe, inc)
         return inc

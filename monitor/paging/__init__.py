@@ -1,1 +1,1 @@
-"""Paging: escalation, channels, messages, rosters, rate limits, ack links, the shift hand-off report."""
+"""Paging: the event inbox, escalation, paging state, the outbox and its exactly-once marks, delivery, channels, messages, rosters, rate limits, ack links, the shift hand-off."""

@@ -1,15 +1,26 @@
 """The shift hand-off report (Guizhou part 2: check every system at each shift start and
 end): every site's devices now, what happened during the shift and its follow-up, and
 what the next shift inherits. Built from plain data so the API, the CLI and the
-automatic hand-off message share it; rendered from one template in zh or en."""
+automatic hand-off message share it; rendered from one template in zh or en. And the
+hand-off scheduler (``Handoffs``) that sends it at every hand-off."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import Awaitable, Callable, Iterable
 from zoneinfo import ZoneInfo
 
+import redis.asyncio as aioredis
+import redis.exceptions
+import structlog
+
+from monitor.config.model import Config
+from monitor.core.clock import Clock
+from monitor.core.supervise import check_cancelled
 from monitor.paging.messages import CATEGORY
+from monitor.paging.outbox import Job, Marks, Outbox
 from monitor.paging.rosters import Rosters
+
+log = structlog.get_logger("hallmon.handoff")
 
 T = {  # label: (zh, en)
     "title": ("交接班报告", "Shift hand-off report"),
@@ -101,3 +112,75 @@ def render(report: dict, lang: str = "zh") -> str:
     return "\n".join(lines) + "\n"
 
 
+class Handoffs:
+    """At every duty-chief hand-off of every roster, the shift report goes to the
+    outgoing and incoming duty chiefs, once each (queued in the outbox; the marks keep
+    each to once). Replicas note in Redis that one of them is watching; a hand-off less
+    than an hour ago that fell while none was (all down) is sent on start."""
+
+    ALIVE = "hallmon:paging:handoffs-alive"
+
+    def __init__(self, client: aioredis.Redis, config: Callable[[], Config], rosters: Callable[[], Rosters],
+                 outbox: Outbox, marks: Marks, clock: Clock):
+        self.r, self.config, self.rosters, self.outbox, self.marks, self.clock = \
+            client, config, rosters, outbox, marks, clock
+
+    async def send(self, roster_id: str, handoff: datetime, report: dict) -> int:
+        """Queue the report for both duty chiefs; returns how many were queued now (not before)."""
+        people = {p.id: p for p in self.config().paging.people}
+        jobs = []
+        for who in ("outgoing", "incoming"):
+            person = people.get((report.get(who) or {}).get("id", ""))
+            if person is None:
+                continue
+            for ch in person.channels:
+                key = f"shift:{roster_id}:{handoff.isoformat()}:{person.id}:{ch}"
+                if await self.marks.get(key) is None:
+                    jobs.append(Job(key=key, kind="shift", channel=ch, person=person.id, report=report,
+                                    detail={"handoff": handoff.isoformat()}, created=self.clock.time()))
+        async with self.r.pipeline(transaction=True) as pipe:
+            for job in jobs:
+                await self.outbox.put(pipe, job)
+            added = await pipe.execute()
+        self.outbox.wake()
+        return sum(1 for ok in added[::2] if ok)  # HSETNX answers 1 for a job new to the outbox
+
+    async def run(self, report_for: Callable[[str, datetime], Awaitable[dict]]) -> None:
+        try:
+            seen = float(await self.r.get(self.ALIVE) or "inf")
+        except (redis.exceptions.RedisError, OSError):
+            seen = float("inf")
+        now = self.clock.now()
+        rosters = self.rosters()
+        for roster in rosters.rosters.values():
+            start = rosters.shift(roster, roster.layers[0], now).start
+            if seen < start.timestamp() and now - start < timedelta(hours=1):
+                log.info("handoff_missed_while_down", roster=roster.id, handoff=start.isoformat())
+                await self._handoff(roster.id, start, now, report_for)
+        after = now  # the next hand-off is the first one after this
+        while True:
+            check_cancelled()
+            try:
+                await self.r.set(self.ALIVE, f"{self.clock.time():.3f}", ex=30 * 86400)
+            except (redis.exceptions.RedisError, OSError):
+                pass  # the event loop reports Redis trouble
+            rosters = self.rosters()  # after a reload, the rosters it brought
+            ends = {r.id: rosters.shift(r, r.layers[0], after).end for r in rosters.rosters.values()}
+            when = min(ends.values(), default=None)
+            wait = (when - self.clock.now()).total_seconds() if when else 60.0
+            if when is None or wait > 0:  # wake up every minute to say this replica is watching
+                await self.clock.sleep(min(60.0, wait))
+                continue
+            if -wait <= 3600:  # a hand-off more than an hour ago (this process was asleep) is past helping
+                for roster_id, end in ends.items():  # every roster handing off at that time
+                    if end == when:
+                        await self._handoff(roster_id, when, when + timedelta(seconds=1), report_for)
+            after = max(when, self.clock.now() - timedelta(hours=1))
+
+    async def _handoff(self, roster_id: str, handoff: datetime, at: datetime,
+                       report_for: Callable[[str, datetime], Awaitable[dict]]) -> None:
+        try:
+            await self.send(roster_id, handoff, await report_for(roster_id, at))
+        except Exception as err:
+            log.error("handoff_report_failed", roster=roster_id, error_class=type(err).__name__, error=str(err),
+                      exc_info=err)

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
 from monitor.core.errors import ConfigError
 from monitor.core.faultnames import fault_names
+from monitor.durable.events import ClockRef, Headline
 from monitor.plans.model import load_plan
 
 CATEGORY = {
@@ -59,50 +60,51 @@ def _local(ts: str | None, tz: ZoneInfo) -> str:
     return datetime.fromisoformat(ts).astimezone(tz).strftime("%m-%d %H:%M") if ts else "-"
 
 
-def _runbook(inc: dict, lang: str) -> str:
+def _runbook(inc: Headline, lang: str) -> str:
     try:
-        plan = load_plan(inc.get("plan", "default"))
+        plan = load_plan(inc.plan or "default")
     except ConfigError:
         return ""
-    cat = next((c for c in plan.categories if c.id == inc.get("category")), None)
+    cat = next((c for c in plan.categories if c.id == inc.category), None)
     return cat.runbook.get(lang) if cat else ""
 
 
-def render(kind: str, lang: str, inc: dict, *, clock: dict | None = None, step: int = 0, ack_url: str = "",
-           site_names: dict[str, str] | None = None, tz: ZoneInfo | None = None) -> Message:
+def render(kind: str, lang: str, inc: Headline, *, clock: ClockRef | None = None, step: int = 0,
+           ack_url: str = "", site_names: Mapping[str, str] | None = None, tz: ZoneInfo | None = None,
+           detail: Mapping[str, Any] | None = None) -> Message:
+    """One message about one incident, from the headline its event carried."""
     tz = tz or ZoneInfo("Asia/Shanghai")
     i = _i(lang)
     names = site_names or {}
-    sites = "、".join(names.get(s, s) for s in inc.get("sites", [])) if i == 0 else \
-        ", ".join(names.get(s, s) for s in inc.get("sites", []))
-    pending = sorted((c for c in inc.get("clocks", []) if c["status"] == "pending"), key=lambda c: c["due_at"])
-    nxt = pending[0] if pending else None
-    clock_title = (clock or {}).get("title_en" if i else "title", (clock or {}).get("id", ""))
+    sites = ("、", ", ")[i].join(names.get(s, s) for s in inc.sites)
+    nxt = inc.next_clock
+    clock_title = (clock.title_en if i else clock.title) if clock else ""
+    detail = detail or {}
     values = {
-        "level": inc.get("level_name", "") if i == 0 else f"Level {inc.get('level')}",
-        "fault": fault_names(inc.get("faults", []), lang) or inc.get("category", ""),
+        "level": inc.level_name if i == 0 and inc.level_name else f"Level {inc.level}",
+        "fault": fault_names(inc.faults, lang) or inc.category,
         "site": sites or "-",
-        "detected": _local(inc.get("detected_at"), tz),
-        "next": (f"{nxt.get('title_en' if i else 'title')} {_local(nxt['due_at'], tz)}" if nxt else "-"),
+        "detected": _local(inc.detected_at, tz),
+        "next": f"{nxt.title_en if i else nxt.title} {_local(nxt.due_at, tz)}" if nxt else "-",
         "todo": _runbook(inc, lang),
         "ack": ack_url,
         "clock": clock_title,
-        "due": _local((clock or {}).get("due_at"), tz),
-        "to": "、".join((clock or {}).get("audience", {}).get("to", [])) if clock else "",
-        "result": (inc.get("resolved") or {}).get("result", ""),
-        "by": (inc.get("resolved") or {}).get("by", ""),
+        "due": _local(clock.due_at if clock else None, tz),
+        "to": "、".join(clock.to) if clock else "",
+        "result": str(detail.get("result") or ""),
+        "by": str(detail.get("by") or ""),
         "step": str(step + 1),
     }
-    drill = ("【演练】", "[DRILL] ")[i] if inc.get("drill") else ""
-    maint = ("【维护期】", "[MAINTENANCE] ")[i] if inc.get("maintenance") else ""
+    drill = ("【演练】", "[DRILL] ")[i] if inc.drill else ""
+    maint = ("【维护期】", "[MAINTENANCE] ")[i] if inc.maintenance else ""
     title = TITLES[kind][i].format(drill=drill, maint=maint, level=values["level"], sites=sites or "-",
-                                   category=CATEGORY.get(inc.get("category", "other"), CATEGORY["other"])[i],
+                                   category=CATEGORY.get(inc.category, CATEGORY["other"])[i],
                                    clock=clock_title, due=values["due"])
     sep = "：" if i == 0 else ": "
-    lines = [f"**{title}**", f"{inc.get('id', '')}"]
+    lines = [f"**{title}**", inc.id]
     lines += [f"{LABELS[key][i]}{sep}{values[key]}" for key in LINES[kind] if values[key]]
-    return Message(kind=kind, title=title, text="\n\n".join(lines), incident=inc, step=step, ack_url=ack_url,
-                   lang=lang)
+    return Message(kind=kind, title=title, text="\n\n".join(lines), incident=inc.model_dump(mode="json"),
+                   step=step, ack_url=ack_url, lang=lang)
 
 
 def digest(messages: list[Message], lang: str) -> Message:

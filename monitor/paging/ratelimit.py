@@ -1,21 +1,20 @@
 """Rate limits per channel (DingTalk: 20 messages a minute per robot), with the messages
 that did not fit held for one digest instead of dropped.
 
-``MemoryWindow`` counts in this process. ``SharedWindow`` counts in Redis, so replicas
-share one robot's limit, and holds the messages in a Redis list, so a digest waiting
-for its turn survives a restart; one replica at a time flushes (a lock with expiry).
-Both have the same async methods, used by ``Delivery``.
+``SharedWindow`` counts in Redis, so replicas share one robot's limit, and holds the
+messages in a Redis list, so a digest waiting for its turn survives a restart; one
+replica at a time flushes (a lock with expiry).
 """
 from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
-from collections import deque
 from typing import Any
 
 import redis.asyncio as aioredis
+
+from monitor.core.clock import SYSTEM, Clock
 
 # sliding window: drop sends older than the window, admit if below the limit
 _ADMIT = """
@@ -33,47 +32,10 @@ return 0
 """
 
 
-class MemoryWindow:
-    def __init__(self, messages: int, per: float):
-        self.messages, self.per = messages, per
-        self.sent: deque[float] = deque()
-        self.held: list[dict[str, Any]] = []
-
-    async def admit(self) -> bool:
-        now = time.monotonic()
-        while self.sent and now - self.sent[0] >= self.per:
-            self.sent.popleft()
-        if len(self.sent) < self.messages:
-            self.sent.append(now)
-            return True
-        return False
-
-    async def wait(self) -> float:
-        return max(0.0, self.per - (time.monotonic() - self.sent[0])) if self.sent else 0.0
-
-    async def hold(self, item: dict[str, Any]) -> None:
-        self.held.append(item)
-
-    async def has_held(self) -> bool:
-        return bool(self.held)
-
-    async def lock(self) -> bool:
-        return True
-
-    async def unlock(self) -> None:
-        pass
-
-    async def take(self) -> list[dict[str, Any]]:
-        return list(self.held)
-
-    async def taken(self, n: int) -> None:
-        del self.held[:n]
-
-
 class SharedWindow:
     def __init__(self, client: aioredis.Redis, channel_id: str, messages: int, per: float,
-                 prefix: str = "hallmon:paging"):
-        self.r, self.messages, self.per = client, messages, per
+                 prefix: str = "hallmon:paging", clock: Clock = SYSTEM):
+        self.r, self.messages, self.per, self.clock = client, messages, per, clock
         self.sent_key = f"{prefix}:rate:{channel_id}"
         self.held_key = f"{prefix}:held:{channel_id}"
         self.lock_key = f"{prefix}:flushing:{channel_id}"
@@ -82,13 +44,13 @@ class SharedWindow:
         self._token = f"{os.getpid()}-{uuid.uuid4().hex}"
 
     async def admit(self) -> bool:
-        now = time.time()
+        now = self.clock.time()
         return bool(await self._admit(keys=[self.sent_key],
                                       args=[f"{now:.6f}", self.per, self.messages, f"{now:.6f}-{uuid.uuid4().hex}"]))
 
     async def wait(self) -> float:
         oldest = await self.r.zrange(self.sent_key, 0, 0, withscores=True)
-        return max(0.0, self.per - (time.time() - float(oldest[0][1]))) if oldest else 0.0
+        return max(0.0, self.per - (self.clock.time() - float(oldest[0][1]))) if oldest else 0.0
 
     async def hold(self, item: dict[str, Any]) -> None:
         await self.r.rpush(self.held_key, json.dumps(item, ensure_ascii=False))

@@ -43,7 +43,7 @@ class Rosters:
         local = at.astimezone(tz)
         n, start = _shift_index(layer, local, tz)
         end = start + timedelta(seconds=layer.rotation.every)
-        person = self.people[layer.members[n % len(layer.members)]]
+        person: Person | None = self.people[layer.members[n % len(layer.members)]]
         if layer.working_days_only and not self.calendar.is_workday(start.date())[0]:
             person = None
         return Shift(layer.id, person, start, end)

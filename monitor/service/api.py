@@ -224,14 +224,13 @@ async def show(request: web.Request) -> web.Response:
 async def ack(request: web.Request) -> web.Response:
     incident_id = request.match_info["id"]
     if "sig" in request.query or "exp" in request.query:
-        if not request.app[keys.ACK_SIGNER].verify(incident_id, request.query.get("exp"), request.query.get("sig")):
+        link = request.app[keys.ACK_SIGNER].verify(incident_id, request.query)
+        if link is None:
             raise Denied(403, "forbidden", "ack link is forged or expired")
-        raw = await request.read()
-        by = "ack link"
-        if raw:
-            b = await body(request)
-            by = text(b, "by", required=False, limit=100) or by
-        doc = await router(request).ack(incident_id, by, via="link")
+        if not await link.redeem(request.app[keys.REDIS]):
+            raise Denied(403, "forbidden", "ack link was used already")
+        people = {p.id: p.name for p in request.app[keys.RUNTIME].config.paging.people}
+        doc = await router(request).ack(incident_id, people.get(link.person, link.person), via=f"link:{link.person}")
     else:
         who = caller(request, "incidents:write")
         await visible(request, who)

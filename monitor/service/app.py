@@ -24,10 +24,8 @@ from monitor.incidents.metrics import IncidentCollector, refresh_forever
 from monitor.incidents.router import Router
 from monitor.incidents.store import IncidentStore
 from monitor.paging.acklink import AckSigner
-from monitor.paging.channels import Delivery
 from monitor.paging.handoff import build
 from monitor.paging.pager import Pager
-from monitor.paging.rosters import Rosters
 from monitor.service import keys
 from monitor.service.api import errors_middleware
 from monitor.service.api import routes as api_routes
@@ -135,18 +133,17 @@ async def paging_ctx(app: web.Application) -> AsyncIterator[None]:
     if not cfg.paging.policies:
         yield
         return
-    delivery = Delivery(cfg.paging, app[keys.SESSION], app[keys.REGISTRY], app[keys.REDIS])
-    pager = Pager(app[keys.REDIS], lambda: rt.config, delivery, app[keys.ACK_SIGNER], public_url(rt),
-                  Rosters(cfg.paging, cfg.work_calendar))
+    pager = Pager(app[keys.REDIS], lambda: rt.config, app[keys.SESSION], app[keys.REGISTRY], app[keys.ACK_SIGNER],
+                  cfg.work_calendar)
 
     async def report_for(roster_id: str, at) -> dict:
         docs = await app[keys.ROUTER].store.list()
-        return build(pager.rosters, roster_id, at, target_states(rt), [d.public_json() for d in docs])
+        return build(pager.rosters(), roster_id, at, target_states(rt), [d.public_json() for d in docs])
 
     task = asyncio.create_task(pager.run_forever(rt.metrics.task_restarts, report_for))
     yield
     await stop([task])
-    await delivery.close()
+    await pager.close()
 
 
 def build_app(runtime: Runtime, registry: CollectorRegistry) -> web.Application:
