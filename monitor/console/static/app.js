@@ -7,7 +7,7 @@ const S = {
   token: sessionStorage.getItem('hallmon.token'),
   lang: localStorage.getItem('hallmon.lang') === 'en' ? 'en' : 'zh',
   cat: null, me: null, view: { name: '' }, open: new Map(), loading: false, buffer: [],
-  stream: null, dirty: false, fmt: null, streamedOnce: false,
+  stream: null, dirty: new Set(), fmt: null, streamedOnce: false,
 };
 const $ = (sel, root = document) => root.querySelector(sel);
 const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
@@ -244,7 +244,7 @@ function route() {
     const here = ('#/' + (parts[0] === 'incident' ? '' : parts[0] || '')) === a.getAttribute('href');
     if (here) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
-  S.dirty = false;
+  S.dirty = new Set();
   const views = { closed: viewClosed, oncall: viewOncall, maintenance: viewMaintenance, monthly: viewMonthly };
   if (parts[0] === 'incident' && parts[1]) return parts[2] === 'draft' ? viewDraft(parts[1], parts[3] || 'phone') : viewIncident(parts[1]);
   return (views[parts[0]] || viewList)();
@@ -378,20 +378,23 @@ async function viewIncident(id) {
   await refreshIncident();
 }
 async function refreshIncident() {
+  // refreshes overlap (an action's own and the stream's): only the latest one started may paint,
+  // or a slow answer from before an action would put the old state back on screen
   const id = S.view.id;
+  const seq = S.refreshSeq = (S.refreshSeq || 0) + 1;
   let doc;
   try {
     doc = await api('/api/v1/incidents/' + encodeURIComponent(id));
   } catch (err) {
-    if (err instanceof SignedOut || S.view.id !== id) return;
+    if (err instanceof SignedOut || S.view.id !== id || seq !== S.refreshSeq) return;
     const text = err.status === 403 ? t('inc.forbidden') : err.status === 404 ? t('inc.notfound') : problem(err);
     $('#inc').innerHTML = `<h1>${err.status || ''}</h1><p class="broken" data-testid="error-page">${esc(text)}</p>`;
     $('#actions').innerHTML = '';
     return;
   }
-  if (S.view.name !== 'incident' || S.view.id !== id) return;
+  if (S.view.name !== 'incident' || S.view.id !== id || seq !== S.refreshSeq) return;
   $('#inc').innerHTML = incidentHtml(doc);
-  if (!S.dirty) renderActions(doc);
+  if (!S.dirty.size) renderActions(doc); // never wipe what someone is typing into a form
   tick();
 }
 function dl(pairs) {
@@ -486,16 +489,16 @@ function renderActions(d) {
     <form class="act" data-testid="action-resolve" id="f-resolve">
       <label>${t('act.resolve.result')}<textarea name="result" rows="2" required maxlength="2000"></textarea></label>
       <button type="submit" class="danger">${t('act.resolve')}</button></form></section>`;
-  box.oninput = () => { S.dirty = true; };
+  box.oninput = (ev) => { const f = ev.target.closest('form'); if (f) S.dirty.add(f.id); };
   const base = '/api/v1/incidents/' + encodeURIComponent(d.id);
   const ack = $('#act-ack');
   if (ack) ack.onclick = () => act(base + '/ack', { by: S.me.name }, 'act.ack');
   $('#f-level').onsubmit = (ev) => { ev.preventDefault(); const f = ev.target;
-    act(base + '/level', { level: +f.level.value, reason: f.reason.value, by: S.me.name }, 'act.level'); };
+    act(base + '/level', { level: +f.level.value, reason: f.reason.value, by: S.me.name }, 'act.level', f.id); };
   $('#f-flags').onsubmit = (ev) => { ev.preventDefault(); const f = ev.target;
     const chosen = $$('input[name=flag]:checked:not(:disabled)', f).map((x) => x.value);
     if (!chosen.length) { say(t('act.noflags'), 'bad'); return; }
-    act(base + '/flags', { flags: chosen, reason: f.reason.value, by: S.me.name }, 'act.flags'); };
+    act(base + '/flags', { flags: chosen, reason: f.reason.value, by: S.me.name }, 'act.flags', f.id); };
   const rep = $('#f-report');
   if (rep) rep.onsubmit = (ev) => { ev.preventDefault(); const f = ev.target;
     const body = { by: S.me.name };
@@ -505,11 +508,11 @@ function renderActions(d) {
       if (ts === null || ts > Date.now() + 60000) { say(t('act.future'), 'bad'); return; }
       body.at = new Date(ts).toISOString();
     }
-    act(base + '/reports/' + encodeURIComponent(f.clock.value), body, 'act.report'); };
+    act(base + '/reports/' + encodeURIComponent(f.clock.value), body, 'act.report', f.id); };
   $('#f-resolve').onsubmit = (ev) => { ev.preventDefault();
-    act(base + '/resolve', { result: ev.target.result.value, by: S.me.name }, 'act.resolve'); };
+    act(base + '/resolve', { result: ev.target.result.value, by: S.me.name }, 'act.resolve', ev.target.id); };
 }
-async function act(path, body, what) {
+async function act(path, body, what, form) {
   try {
     await api(path, { method: 'POST', body });
   } catch (err) {
@@ -517,7 +520,8 @@ async function act(path, body, what) {
     return;
   }
   say(t('act.done', { what: t(what) }), 'ok');
-  S.dirty = false;
+  // only the form just sent is done: text typed meanwhile into another form stays
+  if (form) S.dirty.delete(form);
   await refreshIncident();
 }
 
