@@ -7,7 +7,8 @@ and takes nothing twice (pending entries are reclaimed after ``idle`` seconds).
 
 Kinds: ``opened``, ``upgraded`` (level raised or set by a person), ``acknowledged``,
 ``resolved``, ``reminder`` (a report is due soon), ``overdue`` (a report is late),
-``recovered`` (all alerts ended).
+``recovered`` (all alerts ended), ``unheld`` (a maintenance window that held the
+incident's pages is over, or a site outside it joined: paging resumes).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 STREAM = "hallmon:events"
-KINDS = ("opened", "upgraded", "acknowledged", "resolved", "reminder", "overdue", "recovered")
+KINDS = ("opened", "upgraded", "acknowledged", "resolved", "reminder", "overdue", "recovered", "unheld")
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,9 @@ import time
 from typing import Any, Awaitable, Callable
 
 import redis.asyncio as aioredis
-import redis.exceptions
 import structlog
+
+from monitor.core.errors import StoreError
 
 log = structlog.get_logger("hallmon.timers")
 
@@ -92,7 +93,7 @@ class Timers:
                 if failing:
                     log.info("timers_redis_recovered", key=self.due_key)
                     failing = False
-            except (redis.exceptions.RedisError, OSError) as err:
+            except StoreError as err:
                 if not failing:
                     log.error("timers_redis_unreachable", key=self.due_key, error=str(err))
                     failing = True

@@ -32,6 +32,7 @@ from prometheus_client import Counter
 
 from monitor.config.model import Config
 from monitor.config.paging import PagingConfig, Policy
+from monitor.core.errors import StoreError
 from monitor.core.supervise import supervise
 from monitor.durable import notices
 from monitor.durable.events import EventConsumer, IncidentEvent
@@ -130,12 +131,16 @@ class Pager:
             await self.resume(state)
             return
         default = self._freeze(inc, 1)  # for an incident opened before paging was configured
-        if event.kind == "upgraded":
+        if event.kind in ("upgraded", "unheld"):
+            # a new level (or the end of a maintenance window) walks its policy from the
+            # start; an upgrade after an acknowledgement reopens the incident, so the new
+            # level's people are paged whoever acknowledged before
             def upgrade(st: dict) -> None:
                 if st.get("upgraded_at") == event.at:  # this upgrade redelivered: already frozen
                     return
                 fresh = self._freeze(inc, st["gen"] + 1)
-                fresh.update(paged=st["paged"], acked=st["acked"], resolved=st["resolved"], upgraded_at=event.at)
+                fresh.update(paged=st["paged"], acked=st["acked"] and inc.get("status") == "acknowledged",
+                             resolved=st["resolved"], upgraded_at=event.at)
                 st.clear()
                 st.update(fresh)
             state = await self.update(inc["id"], upgrade, default)
@@ -277,7 +282,7 @@ class Pager:
             try:
                 batch = await self.consumer.read(block_ms=500)
                 failing = False
-            except (redis.exceptions.RedisError, OSError) as err:
+            except StoreError as err:
                 if not failing:
                     log.error("pager_redis_failing", error=str(err))
                     failing = True
@@ -326,7 +331,7 @@ class Pager:
         alive = f"{P}handoffs-alive"
         try:
             seen = float(await self.r.get(alive) or "inf")
-        except (redis.exceptions.RedisError, OSError):
+        except StoreError:
             seen = float("inf")
         now = datetime.now(timezone.utc)
         for roster in self.rosters.rosters.values():
@@ -337,7 +342,7 @@ class Pager:
         while self.rosters.rosters:
             try:
                 await self.r.set(alive, f"{time.time():.3f}", ex=KEEP)
-            except (redis.exceptions.RedisError, OSError):
+            except StoreError:
                 pass  # the consumer loop reports Redis trouble
             now = datetime.now(timezone.utc)
             when, roster_id = min((self.rosters.shift(r, r.layers[0], now).end, r.id)
