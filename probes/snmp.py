@@ -7,19 +7,27 @@ upsAlarmTable, so ``upsAlarmsPresent > 0`` alone is not a UPS fault. When alarms
 present the probe walks upsAlarmDescr and judges each well-known alarm (RFC 1628
 upsWellKnownAlarms): on battery, input bad, awaiting power and test in progress are the
 mains' story, told by the other faults; low / depleted battery → low battery; every other
-alarm, a vendor's own, or a table the agent does not serve → ``power.ups_fault``."""
+alarm, a vendor's own, or a table the agent does not serve → ``power.ups_fault``.
+
+pysnmp's own errors are translated here like every other transport's: a host it cannot
+resolve is a ``ProbeConnectError``; settings it refuses (a key it rejects) are a
+``ProbeSetupError``; a message it cannot decode is a ``ProtocolError``."""
 from __future__ import annotations
 
+import socket
 import time
 from typing import Annotated, Literal
 
+from pyasn1.error import PyAsn1Error
 from pydantic import BeforeValidator, model_validator
+from pysnmp.error import PySnmpError
 from pysnmp.hlapi.v3arch.asyncio import (
     CommunityData,
     ContextData,
     ObjectIdentity,
     ObjectType,
     SnmpEngine,
+    Udp6TransportTarget,
     UdpTransportTarget,
     UsmUserData,
     get_cmd,
@@ -30,7 +38,14 @@ from pysnmp.hlapi.v3arch.asyncio import (
     walk_cmd,
 )
 
-from monitor.core.errors import PeerError, ProbeTimeout
+from monitor.core.errors import (
+    PeerError,
+    ProbeConnectError,
+    ProbeError,
+    ProbeSetupError,
+    ProbeTimeout,
+    ProtocolError,
+)
 from monitor.core.reading import Reading
 from monitor.core.secret import SecretEnv, SecretFile
 from monitor.core.target import Target, TargetSpec, parse_hostport, split_hostport
@@ -72,7 +87,25 @@ class SnmpSpec(TargetSpec, Thresholds):
     def _v3(self) -> "SnmpSpec":
         if self.version == "v3" and (self.user is None or (self.auth_key_env or self.auth_key_file) is None):
             raise ValueError("v3 needs user and auth_key_env (or auth_key_file)")
+        for key in (self.auth_key_env or self.auth_key_file, self.priv_key_env or self.priv_key_file):
+            if self.version == "v3" and key is not None and len(key.value) < 8:
+                raise ValueError(f"{key.source}: an SNMPv3 key needs at least 8 characters (RFC 3414)")
         return self
+
+
+def translate(target: str, address: str, err: Exception) -> ProbeError:
+    """pysnmp's (and pyasn1's) errors in the probe error tree."""
+    cause: BaseException | None = err
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, socket.gaierror):
+        return ProbeConnectError(target, f"snmp {address}: cannot resolve the host: {cause.strerror}")
+    if isinstance(cause, OSError):
+        return ProbeConnectError(target, f"snmp {address}: {cause.strerror or cause}")
+    if isinstance(err, PySnmpError):
+        return ProbeSetupError(target, f"snmp {address}: the SNMP library refused the settings: "
+                                       f"{type(err).__name__}: {str(err)[:200]}")
+    return ProtocolError(target, f"snmp {address}: undecodable message: {str(err)[:200]}")
 
 
 def alarm_tokens(alarms: list[str] | None) -> set[str]:
@@ -118,16 +151,26 @@ class SnmpProbe(Probe):
     def _auth(self, spec: SnmpSpec):
         if spec.version == "v2c":
             return CommunityData(spec.community, mpModel=1)
-        auth = (spec.auth_key_env or spec.auth_key_file).value
+        key = spec.auth_key_env or spec.auth_key_file
+        assert key is not None  # SnmpSpec._v3
+        auth = key.value
         priv = spec.priv_key_env or spec.priv_key_file
         return UsmUserData(spec.user, auth, priv.value if priv else None, authProtocol=AUTH[spec.auth_protocol],
                            **({"privProtocol": PRIV[spec.priv_protocol]} if priv else {}))
 
     async def check(self, target: Target) -> Reading:
-        spec: SnmpSpec = target.spec
+        spec = target.spec
+        assert isinstance(spec, SnmpSpec)
+        try:
+            return await self._check(target, spec)
+        except (PySnmpError, PyAsn1Error) as err:
+            raise translate(target.name, spec.address, err) from err
+
+    async def _check(self, target: Target, spec: SnmpSpec) -> Reading:
         host, port = split_hostport(spec.address)
         at, t0 = time.time(), time.perf_counter()
-        transport = await UdpTransportTarget.create((host, port), timeout=max(0.2, spec.timeout / 2), retries=1)
+        udp = Udp6TransportTarget if ":" in host else UdpTransportTarget
+        transport = await udp.create((host, port), timeout=max(0.2, spec.timeout / 2), retries=1)
         indication, status, index, binds = await get_cmd(
             self.engine, self._auth(spec), transport, ContextData(),
             *(ObjectType(ObjectIdentity(oid)) for oid in OIDS.values()))

@@ -11,8 +11,14 @@ import time
 from pathlib import Path
 
 import pytest
+import structlog
 
+from monitor.core.logs import console_renderer
 from simulators.redisproc import RedisServer, free_port
+
+# apps run inside the test process log through structlog's defaults: keep them, with plain
+# tracebacks (rich, when installed, renders every frame's locals: seconds per crash)
+structlog.configure(processors=[*structlog.get_config()["processors"][:-1], console_renderer(colors=False)])
 
 ROOT = Path(__file__).resolve().parent.parent
 HALLMON = [sys.executable, "-m", "monitor.cli"]
@@ -48,13 +54,13 @@ def write_config(path: Path, body: str, redis_url: str = "redis://127.0.0.1:1/0"
 class ServiceProcess:
     """``hallmon run`` as a child process, with its log captured."""
 
-    def __init__(self, config: Path, *extra: str, env: dict | None = None):
+    def __init__(self, config: Path, *extra: str, env: dict | None = None, preexec_fn=None):
         self.config = config
         self.log_path = config.with_suffix(".log")
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen([*HALLMON, "--log-format", "json", "run", "-c", str(config), *extra],
                                      stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                     env={**os.environ, **(env or {})})
+                                     env={**os.environ, **(env or {})}, preexec_fn=preexec_fn)
         self.base = None
 
     def wait_listening(self, timeout: float = 15) -> str:
@@ -106,8 +112,8 @@ def service(tmp_path):
     """Start ``hallmon run`` on a config; stopped at the end of the test."""
     started: list[ServiceProcess] = []
 
-    def start(config: Path, *extra: str, env: dict | None = None) -> ServiceProcess:
-        svc = ServiceProcess(config, *extra, env=env)
+    def start(config: Path, *extra: str, env: dict | None = None, preexec_fn=None) -> ServiceProcess:
+        svc = ServiceProcess(config, *extra, env=env, preexec_fn=preexec_fn)
         started.append(svc)
         svc.wait_listening()
         return svc

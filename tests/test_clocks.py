@@ -78,8 +78,9 @@ def test_upgrade_anchors_level_clocks_at_the_upgrade_and_detection_clocks_at_det
     assert clocks["phone-report"].due_at == upgraded + 15 * M
     assert clocks["phone-report"].anchor == "upgraded"
     hohhot = load_plan("hohhot-customs")
-    [clock] = clocks_for(hohhot.clocks, 1, "core_system", set(), T0, upgraded, TZ, WorkCalendar())
-    assert clock.due_at == T0 + 10 * M  # "from: detected"
+    clocks = {c.id: c for c in clocks_for(hohhot.clocks, 1, "core_system", set(), T0, upgraded, TZ, WorkCalendar())}
+    assert clocks["leadership-report"].due_at == T0 + 10 * M  # "from: detected"
+    assert clocks["major-report"].due_at == upgraded + 10 * M  # art. 12: from the upgrade
 
 
 def test_working_days_skip_the_national_day_holiday():

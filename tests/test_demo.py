@@ -17,8 +17,11 @@ def test_demo_narrates_fault_level_clocks_pages_ack_and_report():
     for expected in ("供电故障", "now has faults ['power.low_battery', 'power.on_battery']", "POS支付故障",
                      "congestion/queue", "level 3 (三级)", "rule local [Shenzhen 2.2]", "level 2 (二级)",
                      "rule scope-several-units [Shenzhen 2.2]", "clock phone-report", "page to 演示值班长",
-                     "ack: HTTP 200, status acknowledged", "phone report filed: HTTP 200", "时间：", "地点：演示一关 演示通关大厅"):
+                     "ack: HTTP 200, status acknowledged", "phone report filed: HTTP 200", "时间：", "地点：演示一关 演示通关大厅",
+                     "level 2 (Ⅱ级（重大）)", "rule time-span [Guizhou part 3]", "maintenance=True",
+                     "paging resumes"):
         assert expected in out, (expected, out[-3000:])
+    assert "📟 page to" in out.split("paging resumes")[1] and "演示现场4" in out.split("paging resumes")[1]
 
 
 def _start_demo(tmp_path):

@@ -55,6 +55,7 @@ def test_alertmanager_config_is_valid():
     (["alertname=HallmonClocksOverdue", "team=hallmon-ops", "level=2"], "hallmon-ops"),
     (["alertname=HallmonScrapeFailing", "team=hallmon-ops", "instance=a:9108"], "hallmon-ops"),
     (["alertname=HallmonWatchdog", "team=hallmon-ops"], "deadman"),
+    (["alertname=HallmonDrillOverdue", "team=emergency-office", "unit=u1", "kind=quarterly"], "emergency-office"),
 ])
 def test_alertmanager_routes(labels, receiver):
     out = run(need("amtool"), "config", "routes", "test", f"--config.file={DEPLOY / 'alertmanager.yml'}", *labels)

@@ -1,5 +1,5 @@
 """The webhook and v2-list parsers under hypothesis: a well-formed payload round-trips into
-Alerts with the same labels, fingerprint and times; anything else is BadInput with a
+Alerts with the same labels, fingerprint and times; anything else is Invalid with a
 detail, never another exception (which would be a 500 instead of a 400)."""
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.core.alert import Alert, fingerprint
-from monitor.service.ingest import BadInput, parse_list, parse_webhook
+from monitor.core.errors import Invalid
+from monitor.service.ingest import parse_list, parse_webhook
 
 label_names = st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,12}", fullmatch=True)
 labels = st.dictionaries(label_names, st.text(max_size=20), min_size=1, max_size=6)
@@ -73,7 +74,7 @@ def test_any_json_is_alerts_or_bad_input(value):
     for parse in (parse_webhook, parse_list):
         try:
             parse(value)
-        except BadInput as err:
+        except Invalid as err:
             assert str(err)
 
 
@@ -90,5 +91,5 @@ def mutated_webhook(draw):
 def test_one_bad_field_is_bad_input(body):
     try:
         parse_webhook(body)
-    except BadInput as err:
+    except Invalid as err:
         assert str(err).startswith("alerts[0]")

@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from monitor.core.secret import Secret
 from monitor.core.target import Target
 from probes import PROBES
 from simulators import snmpd as snmpd_sim
@@ -75,3 +76,29 @@ async def test_alarm_table_on_battery_is_not_a_ups_fault(checker):
         assert r.detail["alarm_table"] == ["1.3.6.1.2.1.33.1.6.3.16"]
         agent.set({**NORMAL, "alarms_present": 1})  # an alarm the agent does not list: still a fault
         assert (await checker.check(t)).faults == {"power.ups_fault"}
+
+
+async def test_library_errors_at_setup_are_typed_probe_errors_not_crashes(checker):
+    """pysnmp raises its own errors while setting up a request (a host it cannot resolve,
+    a key it refuses): each becomes a probe error with a reason, never 'probe crashed'."""
+    r = await checker.check(target("no-such-host.invalid:161", timeout="2s", interval="5s"))
+    assert not r.ok and r.faults == {"power.ups_unreachable"}
+    assert "cannot resolve the host" in r.error and "crashed" not in r.error
+    # a key the library refuses (the config check below stops it first; built here past it)
+    t = target("127.0.0.1:9", timeout="1s", interval="5s")
+    spec = t.spec.model_copy(update={"version": "v3", "user": "duty-a", "auth_key_env": Secret("short", "env:K")})
+    r = await checker.check(Target(spec=spec, site="hall", unit="u1", system="power"))
+    assert not r.ok and "the SNMP library refused the settings" in r.error and "crashed" not in r.error
+    # an IPv6 agent address is a UDP/IPv6 transport, not a setup error
+    r = await checker.check(target("[::1]:9", timeout="1s", interval="5s"))
+    assert not r.ok and r.faults == {"power.ups_unreachable"}
+    assert "crashed" not in r.error and "Address family" not in r.error, r.error  # a timeout: nobody there
+
+
+def test_v3_key_shorter_than_8_characters_is_a_config_error(monkeypatch):
+    from pydantic import ValidationError
+    monkeypatch.setenv("HALLMON_T_SNMP_SHORT", "short")
+    with pytest.raises(ValidationError, match="at least 8 characters"):
+        PROBES["ups.snmp"].spec.model_validate({"name": "u", "kind": "ups.snmp", "address": "127.0.0.1",
+                                                "version": "v3", "user": "duty-a",
+                                                "auth_key_env": "HALLMON_T_SNMP_SHORT"})

@@ -44,7 +44,7 @@ async def test_shift_report_lists_devices_the_shifts_incidents_and_what_is_inher
         assert {c["clock"] for c in report["clocks_due"]} == {"phone-report", "written-report"}
         text = await (await client.get("/api/v1/shift-report?roster=hall-duty&format=text", headers=auth())).text()
         assert text.startswith("交接班报告 — hall-duty") and "移交下一班" in text and inc_id in text
-        assert f"{inc_id} 二级 POS支付 u2a 已确认 确认 测试值班长甲" in text  # what a duty chief reads, in Chinese
+        assert f"{inc_id} 二级 POS 支付 u2a 已确认 确认 测试值班长甲" in text  # what a duty chief reads, in Chinese
         assert "待报" in text and "未到期" in text and "T" not in text.split("班次：")[1].split("\n")[0]
         en = await (await client.get("/api/v1/shift-report?format=text&lang=en", headers=auth())).text()
         assert "The next shift inherits" in en and f"{inc_id} L2 POS payment u2a acknowledged" in en

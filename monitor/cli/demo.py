@@ -13,6 +13,7 @@ import socket
 import sys
 import tempfile
 import textwrap
+from datetime import datetime, timedelta, timezone
 
 import aiohttp
 from aiohttp import web
@@ -29,7 +30,9 @@ from simulators.redisproc import RedisServer, free_port
 def demo_config(redis_url: str, listen: str, hall_url: str, port_url: str, tcp_port: int, pager_url: str,
                 nut: str, queue_url: str, acquirer: str) -> str:
     idle_units = "\n".join(f"    - {{id: demo-unit-{i}, name: 演示隶属海关{i}, sites: [{{id: demo-site-{i}, name: 演示现场{i}}}]}}"
-                           for i in (3, 4, 5))
+                           for i in (3, 4))
+    # a tax hall whose unit follows the Guizhou plan (levels by time span, too)
+    idle_units += "\n    - {id: demo-unit-5, name: 演示税务分局, plan: guizhou-tax, sites: [{id: demo-site-5, name: 演示办税服务厅}]}"
     return textwrap.dedent(f"""\
         # written by hallmon demo: a simulated hall and port, all on loopback; people are fictitious
         service: {{listen: "{listen}", redis_url: "{redis_url}", timezone: Asia/Shanghai}}
@@ -223,12 +226,52 @@ async def scenario(base: str, token: str, hall: CoreSystem, port: CoreSystem, in
             say("the phone report draft (Shenzhen 4.3.2, six elements), pre-filled:")
             async with s.get(f"{base}/api/v1/incidents/{inc['id']}/report?kind=phone") as r:
                 print(textwrap.indent(await r.text(), "    "))
+        await plans_in_time(s, base, inbox, wait_incident, show)
         if duration is None:
             say(f"scenario done; still serving {base}/console/ — Ctrl-C stops everything.")
             print(f"    console: {base}/console/#token={token}", flush=True)
             await asyncio.Event().wait()
         else:
             await asyncio.sleep(max(0.0, duration - 20))
+
+
+async def plans_in_time(s: aiohttp.ClientSession, base: str, inbox: PageInbox, wait_incident, show) -> None:
+    """A level that comes true with time (Guizhou part 3) and a maintenance window that
+    ends with the fault still on (Putian art. 3)."""
+    now = datetime.now(timezone.utc)
+    say("the tax hall (Guizhou plan): its collection system has been down 1 h 59 m 54 s when hallmon hears of it")
+    labels = {"alertname": "TaxCoreDown", "fault": "system.down", "site": "demo-site-5", "unit": "demo-unit-5",
+              "system": "tax-core", "target": "demo-tax-core"}
+    async with s.post(f"{base}/api/v1/alerts", json=[{"labels": labels, "startsAt": (
+            now - timedelta(hours=2) + timedelta(seconds=6)).isoformat()}]):
+        pass
+    inc = await wait_incident(lambda i: "demo-site-5" in i["sites"])
+    if inc:
+        print(f"    incident {inc['id']}: level {inc['level']} ({inc['level_name']}); at {inc['regrade_at']} it will "
+              f"have lasted 2 h")
+    say("2 h pass: the time-span rule raises it by itself (a durable timer, no new alert needed)")
+    inc = await wait_incident(lambda i: "demo-site-5" in i["sites"] and i["level"] == 2, timeout=20)
+    if inc:
+        show(inc)
+    say("a power cut at 演示现场4 announced for the next 6 s (POST /api/v1/maintenance)")
+    window = {"sites": ["demo-site-4"], "from": (now - timedelta(minutes=5)).isoformat(),
+              "to": (datetime.now(timezone.utc) + timedelta(seconds=6)).isoformat(), "reason": "计划停电",
+              "by": "演示值班长甲"}
+    async with s.post(f"{base}/api/v1/maintenance", json=window) as r:
+        print(f"    window {(await r.json()).get('id')}: HTTP {r.status}")
+    labels = {"alertname": "MainsLost", "fault": "power.on_battery", "site": "demo-site-4", "unit": "demo-unit-4",
+              "system": "power", "target": "demo-site-4-ups"}
+    async with s.post(f"{base}/api/v1/alerts", json=[{"labels": labels, "startsAt": datetime.now(timezone.utc)
+                                                       .isoformat()}]):
+        pass
+    inc = await wait_incident(lambda i: "demo-site-4" in i["sites"])
+    if inc:
+        print(f"    incident {inc['id']}: recorded, maintenance={inc['maintenance']}, pages held until {inc['held_until']}")
+        say("the window ends with the fault still on: paging resumes")
+        for _ in range(200):
+            if any(p["incident"]["id"] == inc["id"] for p in inbox.pages):
+                break
+            await asyncio.sleep(0.1)
 
 
 class Devices:

@@ -18,13 +18,14 @@ from typing import Any
 
 from monitor.config.model import load_config
 from monitor.core.alert import Alert
-from monitor.core.errors import ConfigError
+from monitor.core.errors import ConfigError, Invalid
 from monitor.incidents import lifecycle
 from monitor.incidents.classify import group
 from monitor.incidents.records import Incident
 from monitor.incidents.view import ConfigView
+from monitor.plans import coverage
 from monitor.plans.model import load_plan
-from monitor.service.ingest import BadInput, parse_list, parse_webhook
+from monitor.service.ingest import parse_list, parse_webhook
 
 SCENARIOS = {  # drill scenario → the fault it simulates
     "power": "power.on_battery", "low-battery": "power.low_battery", "pos": "pos.link_down",
@@ -78,7 +79,7 @@ def cmd_incidents(args: argparse.Namespace) -> int:
                     print(_row(inc))
             return 0
         if args.action == "export":
-            since = args.since or "1970-01-01T00:00:00+00:00"
+            since = args.since or "2000-01-01T00:00:00+00:00"
             out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
             offset, seen = 0, set()
             while offset is not None:  # every incident, page by page, oldest first
@@ -127,6 +128,9 @@ def cmd_plan_show(args: argparse.Namespace) -> int:
         print(err, file=sys.stderr)
         return 1
     lang = args.lang
+    if args.coverage:
+        print(coverage.render(plan, lang), end="")
+        return 0
     print(f"{plan.id}: {plan.name.get(lang)}")
     if plan.summary:
         print(f"  hallmon's reading: {plan.summary}")
@@ -146,6 +150,14 @@ def cmd_plan_show(args: argparse.Namespace) -> int:
         cats = f" categories {','.join(spec.categories)}" if spec.categories else ""
         print(f"  {spec.id:<22} {spec.title.get(lang)}: {spec.from_} + {spec.due} (levels {levels}{cats})  "
               f"[{spec.source}]" + (f"  note: {spec.note}" if spec.note else ""))
+    if plan.drills:
+        print("drills:")
+    for d in plan.drills:
+        print(f"  {d.id:<22} {d.title.get(lang)}: every {d.every} {d.period}(s), levels {','.join(map(str, d.levels))}, "
+              f"faults {','.join(d.faults)}  [{d.source}]")
+    print("readings (where the plan is vague, what hallmon reads it as):")
+    for source, element, note in coverage.readings(plan):
+        print(f"  [{source}] {element}: {note}")
     return 0
 
 
@@ -191,7 +203,7 @@ def cmd_plan_explain(args: argparse.Namespace) -> int:
         if resolved is not None and resolved.tzinfo is None:
             raise ValueError("--resolved-at needs an offset, like 2026-12-01T17:00+08:00")
         result = [_explained(inc) for inc in explain(alerts, view, datetime.now(timezone.utc), resolved)]
-    except (OSError, ValueError, BadInput, ConfigError) as err:
+    except (OSError, ValueError, Invalid, ConfigError) as err:
         print(f"hallmon plan explain: {err}", file=sys.stderr)
         return 1
     if args.json:
@@ -288,6 +300,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pacts = plan.add_subparsers(dest="plan_action", required=True)
     p = pacts.add_parser("show")
     p.add_argument("name")
+    p.add_argument("--coverage", action="store_true", help="article by article: what encodes it, what is left to people")
     p.add_argument("--lang", choices=("zh", "en"), default="zh")
     p.set_defaults(func=cmd_plan_show, log_level="warning")
     p = pacts.add_parser("explain")

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from monitor.checks.checker import Checker
 from monitor.checks.faults import FaultTracker
 from monitor.checks.metrics import ReadingSeries, ServiceMetrics
-from monitor.cli import demo, incidents, oncall
+from monitor.cli import demo, duties, incidents, oncall
 from monitor.config.model import load_config
 from monitor.core.errors import ConfigError
 from monitor.core.logs import configure
@@ -117,7 +117,7 @@ def register_core(sub: argparse._SubParsersAction) -> None:
 
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_core, demo.register, incidents.register,
-                                                                 oncall.register]
+                                                                 oncall.register, duties.register]
 
 
 def main(argv: list[str] | None = None) -> int:

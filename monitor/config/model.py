@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
@@ -16,7 +16,17 @@ from pydantic import BeforeValidator, Field, ValidationError, field_validator, m
 from monitor.config.paging import PagingConfig
 from monitor.core.errors import ConfigError, ConfigIssue
 from monitor.core.secret import Secret, SecretEnv, SecretFile
-from monitor.core.target import AwareTime, Duration, HostPort, Hours, Model, Name, Target, parse_duration
+from monitor.core.target import (
+    AwareTime,
+    Duration,
+    HostPort,
+    Hours,
+    Model,
+    Name,
+    Target,
+    TargetSpec,
+    parse_duration,
+)
 from monitor.core.workdays import WorkCalendar
 from monitor.core.yamlload import load_file, locate, schema_issues
 from monitor.durable.connection import SENTINEL, parse_sentinel
@@ -37,20 +47,44 @@ def _timezone(value: Any) -> str:
 
 TimeZone = Annotated[str, BeforeValidator(_timezone)]
 
+if TYPE_CHECKING:
+    TargetUnion = TargetSpec
+else:
+    TargetUnion = Annotated[Union[tuple(p.spec for p in PROBES.values())],  # noqa: UP007
+                            Field(discriminator="kind")]
 
 
+class RedisPool(Model):
+    """The Redis connection pool: at most ``size`` connections; a command waits at most
+    ``wait`` for a free one, then the API answers 503 (saturated) instead of queueing."""
 
-TargetUnion = Annotated[Union[tuple(p.spec for p in PROBES.values())],  # noqa: UP007
-                        Field(discriminator="kind")]
+    size: int = Field(default=64, ge=2, le=10_000)
+    wait: Duration = 1.0
+
+
+class HttpLimits(Model):
+    """What one client may hold of the HTTP server (slow and idle connections)."""
+
+    idle_timeout: Duration = 15.0  # a connection without a complete request (headers) is closed
+    body_timeout: Duration = 30.0  # a request body not read in full by then: 408
+    max_connections: int = Field(default=512, ge=8, le=100_000)  # past it (or the fd budget): 503 and close
+    fd_reserve: int = Field(default=64, ge=0)  # fds kept for probes, Redis and paging beyond their own limits
 
 
 class ServiceConfig(Model):
     listen: HostPort = "127.0.0.1:9108"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_pool: RedisPool = RedisPool()
+    http: HttpLimits = HttpLimits()
     timezone: TimeZone = "Asia/Shanghai"
-    max_concurrent_checks: int = Field(1000, ge=1, le=100_000)
+    max_concurrent_checks: int = Field(default=1000, ge=1, le=100_000)
     public_url: str | None = None  # base of links in pages; default http://<listen>
     log_format: Literal["auto", "console", "json"] = "auto"
+    fold_window: Duration = 30.0  # a device fault this close to its site's uplink fault folds into it
+
+    # keys read once at start: a reload that changes one is refused by name (runtime.py)
+    RESTART_ONLY: ClassVar[tuple[str, ...]] = ("listen", "redis_url", "redis_pool", "http", "max_concurrent_checks", "public_url",
+                    "log_format")
 
     @field_validator("redis_url")
     @classmethod
@@ -110,8 +144,15 @@ class ApiToken(Model):
     secret_env: SecretEnv | None = None
     secret_file: SecretFile | None = None
     scopes: tuple[Scope, ...] = Field(min_length=1)
-    units: tuple[str, ...] = ()  # empty: every unit
+    units: tuple[str, ...] | None = None  # absent: every unit
     person: str | None = None  # a paging.people id: the actor recorded for this token's actions
+
+    @field_validator("units")
+    @classmethod
+    def _some_units(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is not None and not v:
+            raise ValueError("an empty list limits the token to no unit; leave units out for every unit")
+        return v
 
     @model_validator(mode="after")
     def _one_secret(self) -> "ApiToken":
@@ -121,7 +162,9 @@ class ApiToken(Model):
 
     @property
     def secret(self) -> Secret:
-        return self.secret_env or self.secret_file
+        secret = self.secret_env or self.secret_file
+        assert secret is not None  # _one_secret
+        return secret
 
 
 class ApiConfig(Model):
@@ -129,7 +172,10 @@ class ApiConfig(Model):
     link_secret_env: SecretEnv | None = None  # signs ack links; shared by replicas
     link_secret_file: SecretFile | None = None
     link_ttl: Duration = 24 * 3600.0
-    max_body_bytes: int = Field(10 << 20, ge=1024)
+    max_body_bytes: int = Field(default=10 << 20, ge=1024)
+    # an alert's startsAt must lie within [now - alert_max_age, now + alert_max_ahead]: 400 outside
+    alert_max_age: Duration = 30 * 86400.0
+    alert_max_ahead: Duration = 3600.0
 
 
 class CalendarConfig(Model):
@@ -146,8 +192,8 @@ class Config(Model):
     organisation: Organisation
     api: ApiConfig = ApiConfig()
     calendar: CalendarConfig = CalendarConfig()
-    paging: PagingConfig = PagingConfig()
-    source: str = Field("<memory>", exclude=True)
+    paging: PagingConfig = PagingConfig.model_validate({})
+    source: str = Field(default="<memory>", exclude=True)
 
     @cached_property
     def targets(self) -> tuple[Target, ...]:
@@ -247,7 +293,7 @@ def _references(cfg: Config, data: Any, file: str) -> list[ConfigIssue]:
         issues.append(ConfigIssue(file, line, path, message))
     units = {u.id for u in cfg.organisation.units}
     for ti, token in enumerate(cfg.api.tokens):
-        for ui, unit in enumerate(token.units):
+        for ui, unit in enumerate(token.units or ()):
             if unit not in units:
                 path, line = locate(data, ("api", "tokens", ti, "units", ui))
                 issues.append(ConfigIssue(file, line, path, f"no unit {unit!r}"))
@@ -269,7 +315,7 @@ def validate_config(data: Any, file: str) -> Config:
     issues += _cross_checks(data, file)
     if cfg is not None:
         issues += _references(cfg, data, file)
-    if issues:
+    if issues or cfg is None:
         raise ConfigError(sorted(issues, key=lambda i: (i.line or 0, i.path)))
     return cfg
 

@@ -20,9 +20,10 @@ from aiohttp import web
 
 from monitor.core.supervise import supervise
 from monitor.durable import notices
+from monitor.durable.connection import CONNECTION_FAILURES, translate
 from monitor.incidents.records import Incident
 from monitor.service import keys
-from monitor.service.api import Caller, caller
+from monitor.service.access import Caller, caller
 
 log = structlog.get_logger("hallmon.console.events")
 routes = web.RouteTableDef()
@@ -56,6 +57,7 @@ class Hub:
         self.app = app
         self.streams: set[Stream] = set()
         self.subscribed_once = False
+        self.failing = False  # Redis unreachable, said once
 
     def join(self, who: Caller) -> Stream:
         stream = Stream(who)
@@ -77,7 +79,19 @@ class Hub:
             stream.put(None)
 
     async def run(self) -> None:
-        """Subscribe and dispatch until cancelled (supervised: Redis down raises)."""
+        """Subscribe and dispatch until cancelled. Redis away is said once and retried
+        every second (a pub/sub connection is not the wrapped client's, so its failures
+        are translated here, at this boundary); anything else goes to the supervisor."""
+        while True:
+            try:
+                await self._listen()
+            except CONNECTION_FAILURES as err:
+                if not self.failing:
+                    log.error("console_events_redis_unreachable", error=str(translate(err)))
+                    self.failing = True
+                await asyncio.sleep(1.0)
+
+    async def _listen(self) -> None:
         pubsub = self.app[keys.REDIS].pubsub()
         try:
             await pubsub.subscribe(notices.CHANNEL)
@@ -85,6 +99,9 @@ class Hub:
                 for stream in list(self.streams):
                     self._send(stream, frame("resync", {}))
             self.subscribed_once = True
+            if self.failing:
+                log.info("console_events_redis_reachable")
+                self.failing = False
             while True:
                 msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=10.0)
                 if msg is None:

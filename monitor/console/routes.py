@@ -16,12 +16,14 @@ from pathlib import Path
 from aiohttp import web
 
 from monitor.console.catalogue import catalogue
+from monitor.core.errors import Invalid
 from monitor.core.version import version
 from monitor.incidents.records import Incident
 from monitor.incidents.store import P
 from monitor.paging.rosters import Rosters
 from monitor.service import keys
-from monitor.service.api import BadInput, caller, when
+from monitor.service.access import caller
+from monitor.service.inputs import when
 
 STATIC = Path(__file__).parent / "static"
 # the page runs only its own files: no inline script, nothing from elsewhere
@@ -131,7 +133,7 @@ async def oncall(request: web.Request) -> web.Response:
     cfg = request.app[keys.RUNTIME].config
     at = when(dict(request.query), "at") or datetime.now(timezone.utc)
     if not 1 <= at.year <= 9998:
-        raise BadInput("at: a year between 1 and 9998")
+        raise Invalid("at: a year between 1 and 9998")
     rosters = Rosters(cfg.paging, cfg.work_calendar)
     out = []
     for roster in cfg.paging.rosters:

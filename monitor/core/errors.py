@@ -5,16 +5,36 @@
     ├── ProbeError             one check of one target failed (probes never leak library errors)
     │   ├── ProbeTimeout       no answer within the target's timeout (connect or read)
     │   ├── ProbeConnectError  refused, unreachable, reset, DNS failure of the target's host
+    │   ├── ProbeSetupError    the probe's library refused the target's settings (an address
+    │   │                      it cannot use, a key it rejects): fix the config
     │   └── ProtocolError      the peer answered, but not in its protocol (garbage, too long)
     │       └── PeerError      the peer answered in protocol with an error (NUT ERR, DE 39)
-    ├── StoreError             Redis unreachable or answered unexpectedly
-    └── ChannelError           a page could not be handed to its channel (``retryable``:
-                               5xx, timeouts, connection errors, a robot's rate-limit code)
+    ├── StoreError             Redis unreachable, timed out or not writable (the Redis client
+    │   │                      wrapper, durable/connection.py, raises it; the API answers 503
+    │   │                      with Retry-After)
+    │   └── StoreBusy          every pooled Redis connection stayed busy past the bounded wait
+    ├── ChannelError           a page could not be handed to its channel (``retryable``:
+    │                          5xx, timeouts, connection errors, a robot's rate-limit code)
+    └── Refused                what a caller asked for cannot be done; the API maps each
+        │                      class to one status (service/boundary.py), nothing else
+        ├── Invalid            400: a malformed body, field or query, or a value the domain
+        │                      refuses (a report filed before detection)
+        ├── Unauthorized       401: no bearer token, or an unknown one
+        ├── Forbidden          403: the token lacks the scope or the unit; a forged link
+        ├── NotFound           404: no such incident, clock or target
+        ├── RequestTimeout     408: the request body did not arrive within its time
+        └── Conflict           409: the change does not apply to the incident as it is
+
+Library errors never cross a boundary: redis-py's become ``StoreError`` in the client
+wrapper, a probe's library errors become ``ProbeError``s in the probe, a channel's become
+``ChannelError``. Python's own ``KeyError``/``ValueError`` are bugs wherever they escape.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+
+from monitor.core.secret import redact
 
 
 def os_reason(err: OSError) -> str:
@@ -37,7 +57,8 @@ class ConfigIssue:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        text = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        return redact(text)
 
 
 class ConfigError(HallmonError):
@@ -63,6 +84,10 @@ class ProbeConnectError(ProbeError):
     pass
 
 
+class ProbeSetupError(ProbeError):
+    pass
+
+
 class ProtocolError(ProbeError):
     pass
 
@@ -76,7 +101,11 @@ class PeerError(ProtocolError):
 
 
 class StoreError(HallmonError):
-    pass
+    """Redis could not serve a command; ``str()`` never carries the URL's password."""
+
+
+class StoreBusy(StoreError):
+    """No pooled connection came free within the pool's wait (hallmon is saturated)."""
 
 
 class ChannelError(HallmonError):
@@ -87,3 +116,31 @@ class ChannelError(HallmonError):
         super().__init__(f"{channel}: {message}")
         self.channel = channel
         self.retryable = retryable
+
+
+class Refused(HallmonError):
+    """A caller's request that cannot be done; ``str()`` says why, for the caller."""
+
+
+class Invalid(Refused):
+    pass
+
+
+class Unauthorized(Refused):
+    pass
+
+
+class Forbidden(Refused):
+    pass
+
+
+class NotFound(Refused):
+    pass
+
+
+class RequestTimeout(Refused):
+    pass
+
+
+class Conflict(Refused):
+    """The change does not apply to the incident as it is (e.g. ack a resolved one)."""

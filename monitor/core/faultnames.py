@@ -37,6 +37,8 @@ FAULTS: dict[str, tuple[str, str]] = {
     "manual.core_system": ("核心业务系统故障", "Core business system fault"),
     "manual.pos": ("POS 支付故障", "POS payment fault"),
     "manual.queue": ("排队叫号系统故障", "Queue-number system fault"),
+    "manual.enforcement": ("税务执法纠纷", "Tax enforcement dispute"),
+    "manual.dispute": ("涉税纠纷", "Tax dispute"),
 }
 
 # incident category → (Chinese, English)
@@ -45,6 +47,7 @@ CATEGORIES: dict[str, tuple[str, str]] = {
     "pos": ("POS 支付", "POS payment"), "queue": ("排队叫号", "Queue-number system"),
     "congestion": ("大厅拥堵", "Hall congestion"), "hardware": ("现场设备", "On-site equipment"),
     "public_safety": ("公共安全", "Public safety"), "other": ("其他", "Other"),
+    "monitoring": ("监测盲区", "Monitoring blind spot"), "disputes": ("执法与涉税纠纷", "Enforcement and disputes"),
 }
 
 

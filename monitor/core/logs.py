@@ -7,11 +7,27 @@ from typing import Any, MutableMapping
 
 import structlog
 
+from monitor.core.secret import redact
+
+
+def redact_urls(_logger, _name, event: dict) -> dict:
+    """No log line carries a URL's password (a Redis URL in an error, say)."""
+    for key, value in event.items():
+        if isinstance(value, str) and "@" in value:
+            event[key] = redact(value)
+    return event
+
+
+def console_renderer(colors: bool = True) -> structlog.dev.ConsoleRenderer:
+    """Readable lines with plain tracebacks: never rich's, which print every frame's local
+    variables (a token among them, say) and take seconds for a Redis client's."""
+    return structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=structlog.dev.plain_traceback)
+
 
 def configure(fmt: str = "auto", level: int = logging.INFO) -> None:
     if fmt == "auto":
         fmt = "console" if sys.stderr.isatty() else "json"
-    renderer = (structlog.dev.ConsoleRenderer(colors=True) if fmt == "console"
+    renderer = (console_renderer() if fmt == "console"
                 else structlog.processors.JSONRenderer(ensure_ascii=False))
     structlog.configure(
         processors=[
@@ -19,6 +35,7 @@ def configure(fmt: str = "auto", level: int = logging.INFO) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            redact_urls,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

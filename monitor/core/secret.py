@@ -3,11 +3,20 @@ config; their repr never shows them, so they cannot end up in a log line."""
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator
+
+# scheme://user:password@ — the password part, in any text (a URL inside an error message too)
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s/@:]*):[^\s/@]*@")
+
+
+def redact(text: str) -> str:
+    """``text`` with every URL's password replaced by ``***`` (redis://:***@host:6379/0)."""
+    return _URL_PASSWORD.sub(r"\1:***@", text) if "@" in text else text
 
 
 @dataclass(frozen=True)

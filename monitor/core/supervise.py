@@ -16,6 +16,8 @@ from typing import Awaitable, Callable, Iterable
 import structlog
 from prometheus_client import Counter
 
+from monitor.core.errors import HallmonError
+
 log = structlog.get_logger("hallmon.supervise")
 
 
@@ -46,8 +48,10 @@ async def supervise(task: str, loop: Callable[[], Awaitable[None]], restarts: Co
         except Exception as err:  # the point of a supervisor: nothing escapes, everything is said
             crash = (type(err).__name__, str(err))
             if crash != last:
-                log.error("task_crashed", task=task, error_class=crash[0], error=crash[1], exc_info=err,
-                          restart_in=delay)
+                # a HallmonError (Redis unreachable, a refused value) says all in its message;
+                # anything else is a bug, and its traceback is what finds it
+                log.error("task_crashed", task=task, error_class=crash[0], error=crash[1], restart_in=delay,
+                          exc_info=None if isinstance(err, HallmonError) else err)
         else:
             if crash != last:
                 log.error("task_returned", task=task, restart_in=delay)

@@ -21,7 +21,8 @@ Stream fields: ``kind``, ``incident`` (the id), ``at`` (RFC 3339), ``body`` (JSO
 
 Kinds: ``opened``, ``upgraded`` (level raised or set by a person), ``acknowledged``,
 ``resolved``, ``reminder`` (a report is due soon), ``overdue`` (a report is late),
-``recovered`` (all alerts ended).
+``recovered`` (all alerts ended), ``unheld`` (a maintenance window that held the
+incident's pages is over, or a site outside it joined: paging resumes).
 """
 from __future__ import annotations
 
@@ -36,8 +37,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 STREAM = "hallmon:events"
 DEAD = "hallmon:events:dead"
 MAXLEN = 100_000  # a backstop: consumers trim what they have read (``trim_read``)
-KINDS = ("opened", "upgraded", "acknowledged", "resolved", "reminder", "overdue", "recovered")
-Kind = Literal["opened", "upgraded", "acknowledged", "resolved", "reminder", "overdue", "recovered"]
+KINDS = ("opened", "upgraded", "acknowledged", "resolved", "reminder", "overdue", "recovered", "unheld")
+Kind = Literal["opened", "upgraded", "acknowledged", "resolved", "reminder", "overdue", "recovered", "unheld"]
 
 
 def _rfc3339(value: str) -> str:

@@ -19,10 +19,10 @@ import json
 from typing import Any, Awaitable, Callable
 
 import redis.asyncio as aioredis
-import redis.exceptions
 import structlog
 
 from monitor.core.clock import SYSTEM, Clock
+from monitor.core.errors import StoreError
 from monitor.core.supervise import check_cancelled
 
 log = structlog.get_logger("hallmon.timers")
@@ -105,7 +105,7 @@ class Timers:
                 if failing:
                     log.info("timers_redis_recovered", key=self.due_key)
                     failing = False
-            except (redis.exceptions.RedisError, OSError) as err:
+            except StoreError as err:
                 if not failing:
                     log.error("timers_redis_unreachable", key=self.due_key, error=str(err))
                     failing = True

@@ -2,7 +2,7 @@
 report, resolve. Pure functions of the incident, the action's arguments, the config
 view and ``now``: each returns the changed incident with its ``Change`` (for the
 timeline and paging), None when nothing changes, or raises ``Conflict`` / ``Invalid``
-/ ``NoClock``. The router applies them inside the store's transaction.
+/ ``NotFound``. The router applies them inside the store's transaction.
 """
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Iterable
 
+from monitor.core.errors import Conflict, Invalid, NotFound
 from monitor.core.timesource import iso, whole
-from monitor.incidents.errors import Conflict, Invalid, NoClock
-from monitor.incidents.lifecycle import add_clocks, close_clocks, current_facts, relevel
+from monitor.incidents.lifecycle import add_clocks, close_clocks, current_facts, relevel, reopen, scheduled, withdraw
 from monitor.incidents.records import Ack, Change, Incident, LevelChange, Report, Resolution
 from monitor.incidents.view import ConfigView
 from monitor.plans.clocks import Filing, next_due
@@ -47,9 +47,13 @@ def set_level(inc: Incident, level: int, by: str, reason: str, flags: Iterable[s
                   level_name=plan.level_name(level), level_since=now if level < old else inc.level_since,
                   decision=Decision(level, "manual", "Shenzhen 5.1.2", None, seen, by=by, reason=reason),
                   level_history=(*inc.level_history, LevelChange(level, now, by, "manual", reason)))
+    change = Change("level_set", by, {"from": old, "to": level, "reason": reason}, events=["upgraded"])
+    inc = withdraw(inc, change)
+    if level < old:
+        inc = reopen(inc, change)
     inc, added = add_clocks(inc, plan, view)
-    return inc, Change("level_set", by, {"from": old, "to": level, "reason": reason, "clocks_added": added},
-                       events=["upgraded"])
+    change.detail["clocks_added"] = added
+    return scheduled(inc, now, view), change
 
 
 def set_flags(inc: Incident, flags: Iterable[str], by: str, reason: str, now: datetime, view: ConfigView) -> Outcome:
@@ -89,7 +93,7 @@ def file_report(inc: Incident, clock_id: str, by: str, at: datetime | None, note
     time); a recurring one falls due again one interval after its due time."""
     clock = inc.clock(clock_id)
     if clock is None:
-        raise NoClock(clock_id)
+        raise NotFound(f"no clock {clock_id!r}")
     when = at or now
     if when > now:
         raise Invalid("at: must not be in the future")

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 
-import redis.exceptions
 import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from monitor.core import workdays
+from monitor.core.errors import StoreError
 from monitor.incidents.records import Incident
 from monitor.incidents.store import IncidentStore
 
@@ -59,7 +59,7 @@ async def refresh_forever(collector: IncidentCollector, store: IncidentStore, ev
             if failing:
                 log.info("incident_metrics_recovered")
                 failing = False
-        except (redis.exceptions.RedisError, OSError) as err:
+        except StoreError as err:
             if not failing:
                 log.error("incident_metrics_failing", error=str(err))
                 failing = True

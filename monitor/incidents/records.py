@@ -258,6 +258,9 @@ class Incident:
     timeline_seq: int = 0
     timeline_head: str = ""
     updated_at: datetime | None = None
+    response_group: Mapping[str, Any] | None = None  # the group that owns the category (Hohhot art. 6)
+    regrade_at: datetime | None = None  # when a time-based level rule would raise the level (a durable timer)
+    held_until: datetime | None = None  # maintenance: when the window holding its pages ends (a durable timer)
 
     def clock(self, clock_id: str) -> Clock | None:
         return next((c for c in self.clocks if c.id == clock_id), None)
@@ -289,6 +292,8 @@ class Incident:
             "frozen_plan": self.frozen_plan.data, "frozen_plan_digest": self.frozen_plan.digest,
             "timeline_seq": self.timeline_seq,
             "timeline_head": self.timeline_head, "updated_at": _opt_iso(self.updated_at),
+            "response_group": dict(self.response_group) if self.response_group else None,
+            "regrade_at": _opt_iso(self.regrade_at), "held_until": _opt_iso(self.held_until),
         }
 
     def public_json(self) -> dict[str, Any]:
@@ -316,6 +321,9 @@ class Incident:
             reminder_before=float(d.get("reminder_before", 300.0)), frozen_plan=FrozenPlan(d["frozen_plan"], d.get("frozen_plan_digest")),
             timeline_seq=int(d.get("timeline_seq", 0)), timeline_head=d.get("timeline_head", ""),
             updated_at=parse_iso(d["updated_at"]) if d.get("updated_at") else None,
+            response_group=d.get("response_group"),
+            regrade_at=parse_iso(d["regrade_at"]) if d.get("regrade_at") else None,
+            held_until=parse_iso(d["held_until"]) if d.get("held_until") else None,
         )
 
     def dumps(self) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping
 
@@ -20,11 +21,11 @@ import structlog
 
 from monitor.config.model import Config
 from monitor.core.alert import Alert
+from monitor.core.errors import Invalid, NotFound, StoreBusy
 from monitor.core.timesource import SYSTEM_TIME, TimeSource
 from monitor.durable.timers import Timers
-from monitor.incidents import actions, clocktimers, lifecycle
-from monitor.incidents.classify import group
-from monitor.incidents.errors import Conflict, Invalid, NotFound
+from monitor.incidents import actions, clocktimers, lifecycle, maintenance
+from monitor.incidents.classify import classify, group
 from monitor.incidents.records import Change, Classification, Incident, StoredAlert
 from monitor.incidents.store import IncidentStore, Mutation
 from monitor.incidents.view import ConfigView
@@ -44,6 +45,8 @@ class Router:
         # one writer per group in this process: concurrent requests for one outage queue
         # here instead of colliding on the incident's WATCH (replicas still use WATCH)
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.windows = maintenance.Windows(store.r, config)
+        self._announced: tuple[float, tuple[maintenance.Window, ...]] = (float("-inf"), ())
 
     def view(self) -> ConfigView:
         """The config view of the running config, rebuilt when a reload replaced it."""
@@ -52,19 +55,44 @@ class Router:
             self._view = (cfg, ConfigView.from_config(cfg))
         return self._view[1]
 
+    async def live_view(self, fresh: bool = False) -> ConfigView:
+        """The config view with the maintenance windows announced at run time (read from
+        Redis at most once a second, or now when ``fresh``)."""
+        at, windows = self._announced
+        now = self.time.now().timestamp()
+        if fresh or now - at > 1.0:
+            windows = tuple(await self.windows.stored())
+            self._announced = (now, windows)
+        return replace(self.view(), announced=windows)
+
+    async def rejudge_maintenance(self) -> list[str]:
+        """A window was announced or ended: judge every open incident again now."""
+        view = await self.live_view(fresh=True)
+        changed = []
+        for inc in await self.store.watched():
+            if inc.status == "resolved":
+                continue
+            _, change = await self.store.update(inc.id, lambda i, _: lifecycle.unhold(i, None, self.time.now(), view))
+            if change is not None:
+                changed.append(inc.id)
+        return changed
+
     # ── ingest ───────────────────────────────────────────────────────────────────
     async def ingest(self, alerts: Iterable[Alert], actor: str = "router") -> list[str]:
         """Store every alert in an incident; returns the incident ids touched."""
         touched = []
-        for key, items in group(alerts, self.view()).items():
+        view = await self.live_view()
+        for key, items in group(alerts, view).items():
             async with self._locks[key]:
-                touched.append(await self._ingest_group(key, items, actor))
+                touched.append(await self._ingest_group(key, items, actor, view))
         return [t for t in touched if t]
 
-    async def _ingest_group(self, key: str, items: list[tuple[Alert, Classification]], actor: str) -> str | None:
-        now, view = self.time.now(), self.view()
+    async def _ingest_group(self, key: str, items: list[tuple[Alert, Classification]], actor: str,
+                            view: ConfigView) -> str | None:
+        now = self.time.now()
+        folded = await self._folded_target(items)
         for _ in range(5):
-            incident_id = await self.store.open_for(key)
+            incident_id = await self.store.open_for(key) or folded
             if incident_id is None:
                 if not lifecycle.firing(items, now):
                     log.info("resolved_alerts_without_incident", group=key, count=len(items))
@@ -74,6 +102,7 @@ class Router:
                 if await self.store.create(inc, change):
                     log.warning("incident_opened", incident=inc.id, level=inc.level, category=inc.category,
                                 sites=list(inc.sites), rule=inc.decision.rule if inc.decision else None)
+                    await self._fold_under(inc, items, view)
                     return inc.id
                 continue  # another writer opened the group's incident first: join it
 
@@ -89,8 +118,48 @@ class Router:
                     log.warning("dangling_claim_repaired", group=key, incident=incident_id)
                 continue
             if inc.status != "resolved":
+                await self._fold_under(inc, items, view)
                 return inc.id
-        raise Conflict(f"could not place alerts of group {key}")
+            folded = None  # the incident it was folded into has ended: place the alerts as they are
+        raise StoreBusy(f"could not place alerts of group {key} among concurrent writers; retry")
+
+    # ── late folding under an uplink ─────────────────────────────────────────────
+    async def _folded_target(self, items: list[tuple[Alert, Classification]]) -> str | None:
+        """News of alerts folded under an uplink (their resolution, a repeat) goes where they went."""
+        into = set(await self.store.folded_into(a.fingerprint for a, _ in items))
+        return into.pop() if len(into) == 1 and None not in into else None
+
+    async def _fold_under(self, uplink: Incident, items: list[tuple[Alert, Classification]], view: ConfigView) -> None:
+        """An uplink fault arrived: the device faults at its site first seen within
+        ``service.fold_window`` of it (they carry no ``cause``: they fired a moment
+        before it) fold into its incident, as if they had come after it."""
+        now = self.time.now()
+        for alert, c in items:
+            if not view.is_uplink(alert.labels) or alert.resolved_at(now):
+                continue  # (the common case: no uplink among the alerts, nothing read)
+            for other_id in await self.store.open_ids():
+                other = await self.store.get(other_id) if other_id != uplink.id else None
+                if (other is None or other.status == "resolved" or other.sites != (c.site,)
+                        or other.drill != uplink.drill
+                        or abs((other.detected_at - alert.starts_at).total_seconds()) > view.fold_window):
+                    continue
+                await self._fold(other, uplink.id, view)
+
+    async def _fold(self, other: Incident, into: str, view: ConfigView) -> None:
+        now = self.time.now()
+        moved = [Alert(labels=a.labels, starts_at=a.starts_at, annotations=a.annotations, source=a.source)
+                 for a in await self.store.alerts(other.id) if a.status == "firing"]
+        items = [(a, classify(a, view)) for a in moved]
+
+        def take(inc: Incident, stored: Mapping[str, StoredAlert]) -> tuple[Incident, Change] | None:
+            change = Change("folded_in", "router", {"from": other.id, "alerts": len(items)})
+            merged = lifecycle.merge(inc, stored, items, now, change, view)
+            return None if merged is None else (lifecycle.relevel(merged, now, change, view), change)
+
+        await self.store.update(into, take, [a.fingerprint for a in moved])
+        await self.store.note_folded([a.fingerprint for a in moved], into)
+        await self.store.update(other.id, lambda inc, _: lifecycle.fold(inc, into, now))
+        log.info("folded_under_uplink", incident=other.id, into=into, alerts=len(moved))
 
     # ── people's actions ─────────────────────────────────────────────────────────
     async def _apply(self, incident_id: str, mutate: Callable[[Incident], actions.Outcome]) -> Incident:
@@ -147,9 +216,16 @@ class Router:
 
     # ── clocks firing ────────────────────────────────────────────────────────────
     async def clock_timer(self, timer_id: str, payload: dict[str, Any], timers: Timers) -> None:
-        """A clock's reminder or due time came: tell paging, mark overdue. The timer is
-        removed in the same transaction as that change, so it fires once."""
-        fire: Mutation = lambda inc, _: clocktimers.fire(inc, timer_id, payload, self.time.now())  # noqa: E731
+        """A clock's reminder or due time came: tell paging, mark overdue; or the moment
+        a rule on duration comes true: re-grade. The timer is removed in the same
+        transaction as that change, so it fires once."""
+        if payload.get("what") == "regrade":  # a rule on duration comes true
+            fire: Mutation = lambda inc, _: lifecycle.regrade(inc, timer_id, self.time.now(), self.view())  # noqa: E731
+        elif payload.get("what") == "unhold":  # the maintenance window holding its pages ends
+            view = await self.live_view(fresh=True)
+            fire = lambda inc, _: lifecycle.unhold(inc, timer_id, self.time.now(), view)  # noqa: E731
+        else:
+            fire = lambda inc, _: clocktimers.fire(inc, timer_id, payload, self.time.now())  # noqa: E731
         try:
             _, change = await self.store.update(payload["incident"], fire)
         except NotFound:

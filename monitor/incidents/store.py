@@ -23,16 +23,17 @@ from typing import Any, Callable, Iterable, Mapping
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from monitor.core.errors import Conflict, NotFound, StoreBusy
 from monitor.core.timesource import SYSTEM_TIME, TimeSource, iso, whole
 from monitor.durable import notices
 from monitor.durable.events import IncidentEvent, publish
 from monitor.durable.timers import Timers
-from monitor.incidents.errors import Conflict, NotFound
 from monitor.incidents.records import Change, Incident, StoredAlert, TimelineEntry
 
 __all__ = ["Conflict", "IncidentStore", "Mutation", "NotFound", "P", "RETENTION"]
 
 P = "hallmon:"
+FOLDED_KEEP = 7 * 86400  # how long a folded alert's later news is redirected
 RETENTION = timedelta(days=3 * 365 + 1)  # Shenzhen 4.3.4: keep the full record 3 years
 
 # a change to an incident: the incident and the stored alerts asked for in, the changed
@@ -93,6 +94,24 @@ class IncidentStore:
         value = await self.r.hget(f"{P}open", group)
         return _text(value) if value is not None else None
 
+    async def open_ids(self) -> list[str]:
+        """Every incident that holds a group (open or acknowledged)."""
+        return [_text(v) for v in await self.r.hvals(f"{P}open")]
+
+    async def folded_into(self, fingerprints: Iterable[str]) -> list[str | None]:
+        """The incident each alert was folded into (late folding under an uplink), if any."""
+        fps = list(fingerprints)
+        return [_text(v) if v is not None else None for v in await self.r.hmget(f"{P}folded", fps)] if fps else []
+
+    async def note_folded(self, fingerprints: Iterable[str], into: str) -> None:
+        """Later news of these alerts (their resolution) goes to ``into``."""
+        fps = list(fingerprints)
+        if fps:
+            async with self.r.pipeline(transaction=True) as pipe:
+                pipe.hset(f"{P}folded", mapping={fp: into for fp in fps})
+                pipe.expire(f"{P}folded", FOLDED_KEEP)
+                await pipe.execute()
+
     async def list(self, since: datetime | None = None, limit: int = 1000, offset: int = 0,
                    oldest_first: bool = False) -> builtins.list[Incident]:
         lo: float | str = since.timestamp() if since else "-inf"
@@ -138,7 +157,7 @@ class IncidentStore:
                     return inc
                 except redis.exceptions.WatchError:
                     continue
-        raise Conflict(f"{inc.group}: too many concurrent openings")
+        raise StoreBusy(f"{inc.group}: too many concurrent openings; retry")
 
     async def release_dangling(self, group: str, incident_id: str) -> bool:
         """Drop the group's claim if it still names ``incident_id`` and that incident
@@ -186,7 +205,7 @@ class IncidentStore:
                     return inc, change
                 except redis.exceptions.WatchError:
                     continue
-        raise Conflict(f"{incident_id}: too many concurrent changes")
+        raise StoreBusy(f"{incident_id}: too many concurrent changes; retry")
 
     async def _write(self, pipe: aioredis.client.Pipeline, inc: Incident, change: Change, new: bool) -> Incident:
         at = whole(self.time.now())
@@ -225,7 +244,18 @@ class IncidentStore:
 
     async def _sync_timers(self, pipe: aioredis.client.Pipeline, inc: Incident) -> None:
         """Timers follow the clocks: a pending clock has a due timer and, until its
-        reminder went out, a reminder timer; any other clock has none."""
+        reminder went out, a reminder timer; any other clock has none. An incident a
+        rule on duration would raise has a regrade timer."""
+        if inc.regrade_at is not None and inc.status != "resolved":
+            await self.timers.schedule(f"{inc.id}|regrade", inc.regrade_at.timestamp(),
+                                       {"incident": inc.id, "what": "regrade"}, pipe)
+        else:
+            await self.timers.cancel(f"{inc.id}|regrade", pipe)
+        if inc.held_until is not None and inc.status != "resolved":
+            await self.timers.schedule(f"{inc.id}|unhold", inc.held_until.timestamp(),
+                                       {"incident": inc.id, "what": "unhold"}, pipe)
+        else:
+            await self.timers.cancel(f"{inc.id}|unhold", pipe)
         before = inc.reminder_before if inc.reminder_before is not None else self.reminder_default
         for clock in inc.clocks:
             base = f"{inc.id}|{clock.id}"

@@ -22,6 +22,7 @@ class SiteInfo:
     unit: str
     timezone: ZoneInfo
     uplink_system: str  # the system of the site's uplink target
+    uplinks: tuple[str, ...] = ()  # the site's uplink targets
     maintenance: tuple[tuple[datetime, datetime], ...] = ()  # announced windows [from, to)
 
 
@@ -33,6 +34,8 @@ class ConfigView:
     calendar: WorkCalendar
     sites: Mapping[str, SiteInfo] = field(default_factory=dict)
     unit_plans: Mapping[str, str] = field(default_factory=dict)  # units with their own plan
+    announced: tuple[Any, ...] = ()  # maintenance windows announced at run time (``maintenance.Window``)
+    fold_window: float = 30.0  # a device fault this close to its site's uplink fault folds into it
 
     @classmethod
     def from_config(cls, cfg: Any) -> "ConfigView":
@@ -42,11 +45,12 @@ class ConfigView:
                 uplink.setdefault(t.site, t.system)
         sites = {
             s.id: SiteInfo(unit=u.id, timezone=cfg.site_timezone(s.id), uplink_system=uplink.get(s.id, UPLINK_DEFAULT),
-                           maintenance=tuple((w.from_, w.to) for w in s.maintenance))
+                           uplinks=tuple(s.uplinks), maintenance=tuple((w.from_, w.to) for w in s.maintenance))
             for u in cfg.organisation.units for s in u.sites}
         return cls(plan=cfg.plan, org=OrgView.from_config(cfg), timezone=ZoneInfo(cfg.service.timezone),
                    calendar=cfg.work_calendar, sites=sites,
-                   unit_plans={u.id: u.plan for u in cfg.organisation.units if u.plan})
+                   unit_plans={u.id: u.plan for u in cfg.organisation.units if u.plan},
+                   fold_window=cfg.service.fold_window)
 
     @classmethod
     def from_alerts(cls, alerts: Iterable[Alert], plan: str, timezone: str = "Asia/Shanghai",
@@ -74,13 +78,32 @@ class ConfigView:
         info = self.sites.get(site or "")
         return info.timezone if info else self.timezone
 
+    def is_uplink(self, labels: Mapping[str, str]) -> bool:
+        """An alert of a site's uplink target itself (not a fault it caused)."""
+        info = self.sites.get(labels.get("site") or "")
+        return info is not None and labels.get("target") in info.uplinks and "cause" not in labels
+
     def uplink_system(self, site: str | None) -> str:
         info = self.sites.get(site or "")
         return info.uplink_system if info else UPLINK_DEFAULT
 
+    def windows_over(self, site: str, at: datetime) -> list[tuple[datetime, datetime]]:
+        """The maintenance windows (the config's and those announced) over ``site`` at ``at``."""
+        info = self.sites.get(site)
+        if info is None:
+            return []
+        return [w for w in info.maintenance if w[0] <= at < w[1]] + [
+            (w.start, w.end) for w in self.announced if w.covers(site, info.unit, at)]
+
     def in_maintenance(self, sites: Iterable[str], at: datetime) -> bool:
-        """Every affected site inside an announced maintenance window (Putian art. 3):
-        the incident is recorded and marked; paging holds its pages back."""
+        """Every affected site inside a maintenance window at ``at`` (Putian art. 3): the
+        incident is recorded as always; paging holds its pages back."""
         names = list(sites)
-        return bool(names) and all(
-            s in self.sites and any(start <= at < end for start, end in self.sites[s].maintenance) for s in names)
+        return bool(names) and all(self.windows_over(s, at) for s in names)
+
+    def maintenance_until(self, sites: Iterable[str], at: datetime) -> datetime | None:
+        """When the first of the sites leaves its windows; None when they are not all in one."""
+        names = list(sites)
+        if not self.in_maintenance(names, at):
+            return None
+        return min(max(end for _, end in self.windows_over(s, at)) for s in names)

@@ -30,7 +30,6 @@ from typing import Any, Callable
 
 import aiohttp
 import redis.asyncio as aioredis
-import redis.exceptions
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import ValidationError
@@ -41,6 +40,7 @@ from monitor.core.clock import Clock
 from monitor.core.errors import ChannelError
 from monitor.core.supervise import check_cancelled, stop
 from monitor.durable import notices
+from monitor.durable.connection import UNAVAILABLE
 from monitor.durable.timers import Timers
 from monitor.paging.acklink import AckSigner
 from monitor.paging.channels import Sender, sender
@@ -52,7 +52,6 @@ from monitor.paging.state import PagingStates
 
 log = structlog.get_logger("hallmon.delivery")
 
-REDIS_ERRORS = (redis.exceptions.RedisError, OSError)
 
 
 def idempotency_key(*job_keys: str) -> str:
@@ -145,7 +144,7 @@ class Delivery:
                 job = await lane.get()
                 try:
                     await self.attempt(job)
-                except REDIS_ERRORS as err:  # the job stays in the outbox: taken again after its lease
+                except UNAVAILABLE as err:  # the job stays in the outbox: taken again after its lease
                     log.warning("page_attempt_interrupted", channel=channel_id, key=job.key, error=str(err))
                 except Exception as err:  # a bug: trying again would fail again
                     log.error("page_attempt_crashed", channel=channel_id, key=job.key,

@@ -53,11 +53,16 @@ class Escalation:
         await self.resume(state)
 
     async def upgraded(self, event: IncidentEvent) -> None:
+        """A new level, or the end of a maintenance window that held the pages
+        (``unheld``): the policy is walked from the start. An upgrade after an
+        acknowledgement reopens the incident, so the new level's people are paged
+        whoever acknowledged before."""
         def upgrade(st: PagingState) -> PagingState | None:
             if st.upgraded_at == event.at:  # this upgrade redelivered: frozen already
                 return None
             return self._freeze(event, st.gen + 1).model_copy(update={
-                "paged": st.paged, "acked": st.acked, "resolved": st.resolved, "upgraded_at": event.at})
+                "paged": st.paged, "acked": st.acked and event.incident.status == "acknowledged",
+                "resolved": st.resolved, "upgraded_at": event.at})
         state = await self.states.update(event.id, upgrade, default=self._freeze(event))
         if state is not None:
             await self.resume(state)
@@ -200,5 +205,5 @@ class Escalation:
 HANDLERS: dict[str, Callable[[Escalation, IncidentEvent], Awaitable[None]]] = {
     "opened": Escalation.opened, "upgraded": Escalation.upgraded, "acknowledged": Escalation.acknowledged,
     "resolved": Escalation.resolved, "reminder": Escalation.reminder, "overdue": Escalation.overdue,
-    "recovered": Escalation.recovered,
+    "recovered": Escalation.recovered, "unheld": Escalation.upgraded,
 }

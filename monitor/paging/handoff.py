@@ -1,8 +1,9 @@
 """The shift hand-off report (Guizhou part 2: check every system at each shift start and
-end): every site's devices now, what happened during the shift and its follow-up, and
-what the next shift inherits. Built from plain data so the API, the CLI and the
-automatic hand-off message share it; rendered from one template in zh or en. And the
-hand-off scheduler (``Handoffs``) that sends it at every hand-off."""
+end): the shift check item by item (``shiftcheck``), every site's devices now, what
+happened during the shift and its follow-up, and what the next shift inherits. Built
+from plain data so the API, the CLI and the automatic hand-off message share it;
+rendered from one template in zh or en. And the hand-off scheduler (``Handoffs``)
+that sends it at every hand-off."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -10,13 +11,14 @@ from typing import Awaitable, Callable, Iterable
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
-import redis.exceptions
 import structlog
 
 from monitor.config.model import Config
 from monitor.core.clock import Clock
+from monitor.core.faultnames import category_name, fault_name
 from monitor.core.supervise import check_cancelled
-from monitor.paging.messages import CATEGORY
+from monitor.durable.connection import UNAVAILABLE
+from monitor.paging import shiftcheck
 from monitor.paging.outbox import Job, Marks, Outbox
 from monitor.paging.rosters import Rosters
 
@@ -31,6 +33,10 @@ T = {  # label: (zh, en)
     "open": ("未确认", "open"), "acknowledged": ("已确认", "acknowledged"), "resolved": ("已处置", "resolved"),
     "pending": ("未到期", "pending"), "overdue": ("已超时", "overdue"), "ack_by": ("确认", "ack by"),
     "level": ("{}级", "L{}"),
+    "checks": ("交接班检查", "Shift check"), "start": ("上岗", "start"), "end": ("离岗", "end"),
+    "unchecked": ("未检查", "not checked"), "anomaly": ("异常", "ANOMALY"), "follow_up": ("后续处置", "follow-up"),
+    "hallmon": ("监测", "hallmon sees"), "on_mains": ("市电供电", "on mains"), "on_battery": ("电池供电", "ON BATTERY"),
+    "unseen": ("读不到", "cannot read"), "anomalies": ("未处置完的异常", "Anomalies still open"),
 }
 
 
@@ -38,8 +44,25 @@ def _t(key: str, lang: str) -> str:
     return T.get(key, (key, key))[1 if lang == "en" else 0]
 
 
-def build(rosters: Rosters, roster_id: str, at: datetime, targets: Iterable[dict], incidents: list[dict]) -> dict:
-    """The report as data. ``targets`` as /api/v1/targets gives them; ``incidents`` as the store holds them."""
+def duty_people(rosters: Rosters, at: datetime) -> dict:
+    """The first roster's duty chief (who handles and writes reports) and duty leader
+    (who approves them) at ``at``, as report drafts name them."""
+    out: dict = {}
+    roster = next(iter(rosters.rosters.values()), None)
+    if roster is None:
+        return out
+    for role, layer in zip(("handler", "leader"), roster.layers):
+        person = rosters.shift(roster, layer, at).person
+        if person is not None:
+            out[role] = {"id": person.id, "name": person.name, "phone": person.phone}
+    return out
+
+
+def build(rosters: Rosters, roster_id: str, at: datetime, targets: Iterable[dict], incidents: list[dict],
+          checks: list[dict] = ()) -> dict:  # type: ignore[assignment]
+    """The report as data. ``targets`` as /api/v1/targets gives them; ``incidents`` as the
+    store holds them; ``checks`` the recorded shift checks of the last weeks."""
+    targets = list(targets)
     roster = rosters.rosters[roster_id]
     chief = roster.layers[0]
     current = rosters.shift(roster, chief, at)
@@ -72,6 +95,7 @@ def build(rosters: Rosters, roster_id: str, at: datetime, targets: Iterable[dict
         "roster": roster_id, "timezone": roster.timezone, "at": at.isoformat(), "shift_start": start.isoformat(), "shift_end": current.end.isoformat(),
         "outgoing": previous.person.model_dump() if previous.person else None,
         "incoming": current.person.model_dump() if current.person else None,
+        "checks": shiftcheck.section(list(checks), targets, start),
         "sites": sites, "during": during, "inherit": inherit,
         "clocks_due": sorted(due, key=lambda c: c["due_at"]),
     }
@@ -83,15 +107,17 @@ def render(report: dict, lang: str = "zh") -> str:
     tz = ZoneInfo(report.get("timezone", "Asia/Shanghai"))
     name = lambda p: p["name"] if p else "-"  # noqa: E731
     when = lambda ts: datetime.fromisoformat(ts).astimezone(tz).strftime("%m-%d %H:%M")  # noqa: E731
-    cat = lambda c: CATEGORY.get(c, (c, c))[en]  # noqa: E731
+    cat = lambda c: category_name(c, lang)  # noqa: E731
     level = lambda n: _t("level", lang).format(("一", "二", "三")[n - 1] if not en and 1 <= n <= 3 else n)  # noqa: E731
     lines = [f"{_t('title', lang)} — {report['roster']}",
              f"{_t('shift', lang)}{sep}{when(report['shift_start'])} → {when(report['shift_end'])}",
-             f"{_t('out', lang)}{sep}{name(report['outgoing'])}    {_t('in', lang)}{sep}{name(report['incoming'])}",
-             "", f"{_t('devices', lang)}{sep}"]
+             f"{_t('out', lang)}{sep}{name(report['outgoing'])}    {_t('in', lang)}{sep}{name(report['incoming'])}"]
+    lines += _checks(report.get("checks"), lang, when)
+    lines += ["", f"{_t('devices', lang)}{sep}"]
     for site, devices in sorted(report["sites"].items()):
         states = ", ".join(f"{d['target']} {_t('ok', lang) if d['ok'] and not d['faults'] else _t('fault', lang)}"
-                           + (f" ({','.join(d['faults'])})" if d["faults"] else "") for d in devices)
+                           + (f" ({'，'.join(fault_name(f, lang, code=False) for f in d['faults'])})" if d["faults"] else "")
+                           for d in devices)
         lines.append(f"  {site}: {states}")
     lines += ["", f"{_t('during', lang)}{sep}"]
     for i in report["during"] or []:
@@ -107,7 +133,10 @@ def render(report: dict, lang: str = "zh") -> str:
         lines.append(f"  {i['id']} {level(i['level'])} {cat(i['category'])} {','.join(i['sites'])}")
     for c in report["clocks_due"]:
         lines.append(f"  {_t('due', lang)} {c['incident']} {c['title_en' if en else 'title']} {when(c['due_at'])} ({_t(c['status'], lang)})")
-    if not report["inherit"] and not report["clocks_due"]:
+    anomalies = (report.get("checks") or {}).get("anomalies", [])
+    for a in anomalies:
+        lines.append(f"  {_t('anomaly', lang)} {shiftcheck.ITEMS[a['item']][en]}{sep}{a.get('note')}")
+    if not report["inherit"] and not report["clocks_due"] and not anomalies:
         lines.append(f"  {_t('none', lang)}")
     return "\n".join(lines) + "\n"
 
@@ -148,7 +177,7 @@ class Handoffs:
     async def run(self, report_for: Callable[[str, datetime], Awaitable[dict]]) -> None:
         try:
             seen = float(await self.r.get(self.ALIVE) or "inf")
-        except (redis.exceptions.RedisError, OSError):
+        except UNAVAILABLE:
             seen = float("inf")
         now = self.clock.now()
         rosters = self.rosters()
@@ -162,7 +191,7 @@ class Handoffs:
             check_cancelled()
             try:
                 await self.r.set(self.ALIVE, f"{self.clock.time():.3f}", ex=30 * 86400)
-            except (redis.exceptions.RedisError, OSError):
+            except UNAVAILABLE:
                 pass  # the event loop reports Redis trouble
             rosters = self.rosters()  # after a reload, the rosters it brought
             ends = {r.id: rosters.shift(r, r.layers[0], after).end for r in rosters.rosters.values()}
@@ -184,3 +213,34 @@ class Handoffs:
         except Exception as err:
             log.error("handoff_report_failed", roster=roster_id, error_class=type(err).__name__, error=str(err),
                       exc_info=err)
+
+
+def _checks(section: dict | None, lang: str, when) -> list[str]:
+    """The shift check, item by item: hallmon's readings, the start and end checks."""
+    if not section:
+        return []
+    sep = "：" if lang != "en" else ": "
+    en = 1 if lang == "en" else 0
+    lines = ["", f"{_t('checks', lang)}{sep}"]
+    for row in section["items"]:
+        seen = []
+        for r in row["hallmon"]:
+            state = _t("unseen", lang) if not r["seen"] else _t("ok", lang) if r["ok"] else _t("fault", lang)
+            if r["on_mains"] is not None and r["seen"]:
+                state = _t("on_mains", lang) if r["on_mains"] else _t("on_battery", lang)
+            seen.append(f"{r['target']} {state}")
+        parts = [f"{_t('hallmon', lang)} {', '.join(seen)}"] if seen else []
+        for moment in ("start", "end"):
+            found = row[moment]
+            if found is None:
+                parts.append(f"{_t(moment, lang)} {_t('unchecked', lang)}")
+                continue
+            verdict = _t("ok", lang) if found["ok"] else f"{_t('anomaly', lang)} {found.get('note') or ''}".strip()
+            parts.append(f"{_t(moment, lang)} {found['by']} {verdict}")
+        lines.append(f"  {shiftcheck.ITEMS[row['item']][en]}{sep}{('; ' if en else '；').join(parts)}")
+    if section["anomalies"]:
+        lines.append(f"  {_t('anomalies', lang)}{sep}")
+        for a in section["anomalies"]:
+            follow = f" ({_t('follow_up', lang)}{sep}{a['follow_up']})" if a.get("follow_up") else ""
+            lines.append(f"    {shiftcheck.ITEMS[a['item']][en]} {when(a['at'])} {a['by']}{sep}{a.get('note')}{follow}")
+    return lines

@@ -16,17 +16,16 @@ from __future__ import annotations
 import asyncio
 from typing import Awaitable, Callable
 
-import redis.exceptions
 import structlog
 from prometheus_client import CollectorRegistry, Counter
 
 from monitor.core.clock import Clock
 from monitor.core.supervise import check_cancelled
+from monitor.durable.connection import UNAVAILABLE
 from monitor.durable.events import BadEvent, EventConsumer, IncidentEvent, trim_read
 
 log = structlog.get_logger("hallmon.inbox")
 
-REDIS_ERRORS = (redis.exceptions.RedisError, OSError)
 
 
 class Inbox:
@@ -47,7 +46,7 @@ class Inbox:
             check_cancelled()
             try:
                 batch = await self.consumer.read(block_ms=500)
-            except REDIS_ERRORS as err:
+            except UNAVAILABLE as err:
                 self._redis_failing(err)
                 await self.clock.sleep(1.0)
                 continue
@@ -62,7 +61,7 @@ class Inbox:
     async def _trim(self) -> None:
         try:
             await trim_read(self.consumer.client, self.consumer.stream)
-        except REDIS_ERRORS as err:  # the next read says whether Redis is failing; this is no reason to stop
+        except UNAVAILABLE as err:  # the next read says whether Redis is failing; this is no reason to stop
             log.debug("event_stream_trim_failed", error=str(err))
 
     async def handle_batch(self, batch: list[tuple[str, IncidentEvent | BadEvent]]) -> None:
@@ -79,7 +78,7 @@ class Inbox:
             try:
                 await self.handle(event)
                 await self.consumer.ack(entry_id)
-            except REDIS_ERRORS as err:
+            except UNAVAILABLE as err:
                 self._redis_failing(err)
                 return  # this and the later events stay pending: taken back, in order
             except Exception as err:  # the event's own failure: counted, and the later events go on
@@ -90,7 +89,7 @@ class Inbox:
                     else:
                         log.warning("pager_event_failed", kind=event.kind, incident=event.id, failures=failures,
                                     error_class=type(err).__name__, error=str(err), exc_info=err)
-                except REDIS_ERRORS as redis_err:
+                except UNAVAILABLE as redis_err:
                     self._redis_failing(redis_err)
                     return
 

@@ -18,7 +18,7 @@ from monitor.core.timesource import fixed, iso, parse_iso
 from monitor.core.workdays import WorkCalendar
 from monitor.plans.model import Audience, ClockSpec, Plan
 
-ClockStatus = Literal["pending", "met", "overdue"]
+ClockStatus = Literal["pending", "met", "overdue", "withdrawn"]  # withdrawn: the level no longer asks for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,40 +120,41 @@ def next_due(due: datetime, every: float, now: datetime) -> tuple[datetime, int]
     return fixed(_after(due, missed * every, due.tzinfo)), missed
 
 
-def applies(spec: ClockSpec, level: int, category: str) -> bool:
-    return level in spec.levels and (not spec.categories or category in spec.categories)
+def applies(spec: ClockSpec, level: int, category: str, drill: bool = False) -> bool:
+    return spec.applies(level, category, drill)
 
 
 def new_clock(spec: ClockSpec, anchor: datetime, tz: ZoneInfo, cal: WorkCalendar,
-              anchor_name: Literal["detected", "upgraded", "resolved"]) -> Clock:
+              anchor_name: Literal["detected", "upgraded", "resolved"], category: str = "") -> Clock:
     due, estimated = due_time(spec, anchor, tz, cal)
     kind, amount = spec.parsed_due()
     return Clock(id=spec.id, title=spec.title.zh, title_en=spec.title.en, due_at=due, status="pending",
-                 audience=spec.audience, source=spec.source, anchor=anchor_name,
+                 audience=spec.audience_for(category), source=spec.source, anchor=anchor_name,
                  anchored_at=fixed(anchor.astimezone(tz)), estimated=estimated,
                  every_seconds=amount if kind == "every" else None)
 
 
 def clocks_for(plan_clocks: Iterable[ClockSpec], level: int, category: str, existing: set[str],
                detected: datetime, level_since: datetime, tz: ZoneInfo, cal: WorkCalendar,
-               resolved: datetime | None = None) -> list[Clock]:
+               resolved: datetime | None = None, drill: bool = False) -> list[Clock]:
     """The clocks that ``level`` requires and the incident does not have yet.
 
     ``from: level`` clocks start at ``level_since`` (detection, or the upgrade);
     ``from: detected`` ones at detection whenever they are created; ``from: resolved``
-    ones only once ``resolved`` is given.
+    ones only once ``resolved`` is given. A drill gets only the clocks that allow drills.
     """
     out = []
     for spec in plan_clocks:
-        if spec.id in existing or not applies(spec, level, category):
+        if spec.id in existing or not applies(spec, level, category, drill):
             continue
         if spec.from_ == "resolved":
             if resolved is not None:
-                out.append(new_clock(spec, resolved, tz, cal, "resolved"))
+                out.append(new_clock(spec, resolved, tz, cal, "resolved", category))
         elif spec.from_ == "detected":
-            out.append(new_clock(spec, detected, tz, cal, "detected"))
+            out.append(new_clock(spec, detected, tz, cal, "detected", category))
         else:
-            out.append(new_clock(spec, level_since, tz, cal, "upgraded" if level_since != detected else "detected"))
+            out.append(new_clock(spec, level_since, tz, cal, "upgraded" if level_since != detected else "detected",
+                                 category))
     return out
 
 

@@ -107,6 +107,7 @@ def facts(org: OrgView, category: str, units: Iterable[str], sites: Iterable[str
 def _holds(when: When, f: Facts) -> bool:
     checks = (
         when.units_share_at_least is None or f.units_share >= when.units_share_at_least,
+        when.units_share_above is None or f.units_share > when.units_share_above,
         when.units_at_least is None or f.units_affected >= when.units_at_least,
         when.sites_at_least is None or len(f.sites) >= when.sites_at_least,
         when.head_office is None or bool(f.head_office_units) == when.head_office,

@@ -9,6 +9,13 @@ days, China's calendar); ``next_day`` (end of the following calendar day); ``eve
 (recurring until the incident ends); ``monthly 3`` (end of day 3 of the next month).
 Anchors (``from``): ``detected`` (first seen), ``level`` (when the incident reached the
 clock's level: detection, or the upgrade), ``resolved`` (handling finished).
+
+Beyond levels and clocks a plan carries: its response groups (Hohhot art. 6), who each
+category's reports go to (Xiamen 3(2)2: ``audience_by_category`` on a clock), which
+categories are blind spots (hallmon cannot see a device: no statutory clock unless a
+clock names the category), its report templates, its drill cadence, the readings it
+makes of vague passages (``note``) and the articles it leaves to people or that hallmon
+does by itself (``articles``, ``plan show --coverage``).
 """
 from __future__ import annotations
 
@@ -18,7 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from monitor.core.errors import ConfigError, ConfigIssue
 from monitor.core.target import Model, RoundTripDuration, parse_duration
@@ -53,15 +60,78 @@ class Category(Model):
     faults: tuple[str, ...]  # glob patterns over the fault label
     system: str | None = None  # default: the alert's system label
     group: str  # response group (Hohhot art. 6)
-    audience: Audience = Audience()
+    audience: Audience = Audience()  # who its reports go to (Xiamen 3(2)2)
+    blind_spot: bool = False  # hallmon cannot see the device: engineers' business, no statutory clock
     runbook: Text
     source: str
+    note: str | None = None
+
+
+class Group(Model):
+    """A response group that owns categories (Hohhot art. 6)."""
+
+    id: str
+    name: Text
+    source: str
+
+
+class Article(Model):
+    """An article no rule or clock of the plan encodes: left to people on purpose, or
+    done by hallmon itself (rosters, retention, drill mode…)."""
+
+    source: str
+    by: Literal["people", "hallmon"]
+    what: str
+
+
+REPORT_KINDS = ("phone", "written", "final")
+REPORT_FIELDS = ("time", "place", "cause", "background", "course", "state", "scope", "impact", "losses",
+                 "measures", "forecast", "result", "summary", "investigation", "rescue", "effect", "problems", "lessons",
+                 "approver", "handler")
+
+
+class ReportTemplate(Model):
+    """One report draft: its fields in order, the article it follows, and whether the
+    duty log's call record goes with it (Shenzhen 4.3.2)."""
+
+    title: Text
+    source: str
+    fields: tuple[str, ...] = Field(min_length=1)
+    duty_log: bool = False
+    note: str | None = None
+
+    @field_validator("fields")
+    @classmethod
+    def _known(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [f for f in v if f not in REPORT_FIELDS]
+        if unknown:
+            raise ValueError(f"unknown report field(s) {', '.join(unknown)}; known: {', '.join(REPORT_FIELDS)}")
+        return v
+
+
+class DrillSpec(Model):
+    """A drill duty: at least one drill matching ``faults`` and ``levels`` in every
+    ``every`` calendar ``period`` (per unit)."""
+
+    id: str
+    title: Text
+    period: Literal["quarter", "year"]
+    every: int = Field(1, ge=1, le=10)
+    faults: tuple[str, ...] = ("*",)  # glob patterns: which drills count
+    levels: tuple[Literal[1, 2, 3], ...] = (1, 2, 3)
+    audience: Audience = Audience()
+    source: str
+    note: str | None = None
+
+    def counts(self, faults: list[str], level: int) -> bool:
+        return level in self.levels and any(fnmatch.fnmatchcase(f, p) for f in faults for p in self.faults)
 
 
 class When(Model):
     """All given conditions must hold."""
 
     units_share_at_least: float | None = Field(default=None, ge=0, le=1)
+    units_share_above: float | None = Field(default=None, ge=0, lt=1)  # strictly more ("most units": more than half)
     units_at_least: int | None = Field(default=None, ge=1)
     sites_at_least: int | None = Field(default=None, ge=1)
     head_office: bool | None = None
@@ -87,8 +157,23 @@ class ClockSpec(Model):
     levels: tuple[Literal[1, 2, 3], ...] = (1, 2, 3)
     categories: tuple[str, ...] = ()  # empty: every category
     audience: Audience = Audience()
+    audience_by_category: bool = False  # add the category's audience (Xiamen 3(2)2)
+    drills: bool = True  # False: a drill does not get this clock (Shenzhen 4.3.4 counts real incidents)
     source: str
     note: str | None = None
+    # resolved against the plan's categories when the plan is validated (not stored)
+    _audiences: dict[str, Audience] = PrivateAttr(default_factory=dict)
+    _blind: set[str] = PrivateAttr(default_factory=set)
+
+    def audience_for(self, category: str) -> Audience:
+        return self._audiences.get(category, self._audiences.get("", self.audience))
+
+    def applies(self, level: int, category: str, drill: bool = False) -> bool:
+        """Whether an incident at ``level`` in ``category`` gets this clock: a blind spot
+        only when the clock names it, a drill only when the clock allows drills."""
+        named = category in self.categories
+        return (level in self.levels and (named or not self.categories) and (named or category not in self._blind)
+                and (self.drills or not drill))
 
     @field_validator("due")
     @classmethod
@@ -131,6 +216,11 @@ class Plan(Model):
     level_rules: tuple[LevelRule, ...]
     clocks: tuple[ClockSpec, ...]
     reminder_before: RoundTripDuration = 300.0
+    groups: tuple[Group, ...] = ()
+    other_audience: Audience = Audience()  # reports of an incident no category matched
+    reports: dict[Literal["phone", "written", "final"], ReportTemplate] = {}
+    drills: tuple[DrillSpec, ...] = ()
+    articles: tuple[Article, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> "Plan":
@@ -141,7 +231,27 @@ class Plan(Model):
             raise ValueError("clock ids must be unique")
         if not self.level_rules or self.level_rules[-1].when != When():
             raise ValueError("the last level rule must have no conditions (the fallback level)")
+        groups = {g.id for g in self.groups}
+        stray = sorted({c.group for c in self.categories} - groups) if groups else []
+        if stray:
+            raise ValueError(f"categories name groups the plan does not define: {', '.join(stray)}")
+        if len({d.id for d in self.drills}) != len(self.drills):
+            raise ValueError("drill ids must be unique")
+        blind = {c.id for c in self.categories if c.blind_spot}
+        for clock in self.clocks:
+            clock._blind.update(blind)
+            if clock.audience_by_category:
+                for cat in (*self.categories, None):
+                    extra = cat.audience if cat else self.other_audience
+                    clock._audiences[cat.id if cat else ""] = Audience(
+                        to=tuple(dict.fromkeys(clock.audience.to + extra.to)),
+                        cc=tuple(dict.fromkeys(clock.audience.cc + extra.cc)))
         return self
+
+    def group_of(self, category: str) -> Group | None:
+        """The response group that owns ``category`` (when the plan names groups)."""
+        cat = next((c for c in self.categories if c.id == category), None)
+        return next((g for g in self.groups if cat and g.id == cat.group), None)
 
     def level_name(self, level: int, lang: str = "zh") -> str:
         return next(lv.name.get(lang) for lv in self.levels if lv.id == level)
@@ -178,6 +288,8 @@ def load_plan(ref: str) -> Plan:
             raise ConfigError([ConfigIssue(str(path), getattr(data, "line", None), "base",
                                            "a plan cannot be its own base")])
         inherited = load_plan(base).model_dump(mode="json", by_alias=True)
+        if isinstance(data.get("reports"), dict):  # report templates: per kind
+            data["reports"] = {**inherited.get("reports", {}), **data["reports"]}
         for key, value in inherited.items():
             data.setdefault(key, value)
     return validate_plan(data, str(path))

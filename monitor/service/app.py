@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from datetime import timedelta
 from typing import AsyncIterator
 
 import aiohttp
-import redis.exceptions
 import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -17,18 +17,22 @@ from monitor.checks.faults import FaultTracker
 from monitor.checks.metrics import ReadingSeries
 from monitor.checks.scheduler import Scheduler
 from monitor.console import install as install_console
+from monitor.core.errors import StoreError
 from monitor.core.supervise import stop, supervise
 from monitor.durable import connection as redisconn
 from monitor.durable.timers import Timers
 from monitor.incidents.metrics import IncidentCollector, refresh_forever
 from monitor.incidents.router import Router
 from monitor.incidents.store import IncidentStore
+from monitor.paging import shiftcheck
 from monitor.paging.acklink import AckSigner
 from monitor.paging.handoff import build
 from monitor.paging.pager import Pager
 from monitor.service import keys
-from monitor.service.api import errors_middleware
 from monitor.service.api import routes as api_routes
+from monitor.service.boundary import boundary
+from monitor.service.duties_api import duties_ctx
+from monitor.service.duties_api import routes as duties_routes
 from monitor.service.endpoints import routes, target_states
 from monitor.service.runtime import Runtime
 from probes import PROBES, ProbeContext
@@ -42,10 +46,18 @@ def public_url(runtime: Runtime) -> str:
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
-    url = app[keys.RUNTIME].config.service.redis_url
-    client = redisconn.connect(url, socket_connect_timeout=2, socket_timeout=5, decode_responses=True)
+    """The Redis client, and the watch that tells /readyz whether Redis answers. Nothing
+    here waits for Redis: the service starts without it and keeps trying."""
+    svc = app[keys.RUNTIME].config.service
+    client = redisconn.connect(svc.redis_url, pool_size=svc.redis_pool.size, pool_wait=svc.redis_pool.wait,
+                               socket_connect_timeout=2, socket_timeout=5, decode_responses=True)
     app[keys.REDIS] = client
+    health = app[keys.STORE_HEALTH] = redisconn.Health(svc.redis_url)
+    task = asyncio.create_task(supervise("redis_health", lambda: health.watch(client),
+                                         app[keys.RUNTIME].metrics.task_restarts))
     yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
     await client.aclose()
 
 
@@ -111,7 +123,7 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
                 if failing:
                     log.info("router_recovered")
                     failing = False
-            except (redis.exceptions.RedisError, OSError) as err:
+            except StoreError as err:
                 if not failing:
                     log.error("router_store_failing", error=str(err), held=len(pending))
                     failing = True
@@ -138,7 +150,8 @@ async def paging_ctx(app: web.Application) -> AsyncIterator[None]:
 
     async def report_for(roster_id: str, at) -> dict:
         docs = await app[keys.ROUTER].store.list()
-        return build(pager.rosters(), roster_id, at, target_states(rt), [d.public_json() for d in docs])
+        checks = await shiftcheck.recent(app[keys.REDIS], roster_id, at - timedelta(days=31), at)
+        return build(pager.rosters(), roster_id, at, target_states(rt), [d.public_json() for d in docs], checks)
 
     task = asyncio.create_task(pager.run_forever(rt.metrics.task_restarts, report_for))
     yield
@@ -147,12 +160,13 @@ async def paging_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def build_app(runtime: Runtime, registry: CollectorRegistry) -> web.Application:
-    app = web.Application(client_max_size=runtime.config.api.max_body_bytes, middlewares=[errors_middleware])
+    app = web.Application(client_max_size=runtime.config.api.max_body_bytes, middlewares=[boundary])
     app[keys.RUNTIME] = runtime
     app[keys.REGISTRY] = registry
     app[keys.ALERTS] = asyncio.Queue()
-    app.cleanup_ctx.extend([redis_ctx, session_ctx, checks_ctx, router_ctx, paging_ctx])
+    app.cleanup_ctx.extend([redis_ctx, session_ctx, checks_ctx, router_ctx, duties_ctx, paging_ctx])
     app.add_routes(routes)
     app.add_routes(api_routes)
+    app.add_routes(duties_routes)
     install_console(app)
     return app

@@ -1,22 +1,20 @@
 """The service's own endpoints: /metrics, /healthz, /readyz, /api/v1/targets."""
 from __future__ import annotations
 
-import redis.exceptions
 from aiohttp import web
 
 from monitor.checks.metrics import CONTENT_TYPE, render
+from monitor.core.errors import NotFound
 from monitor.service import keys
+from monitor.service.access import reader
 
 routes = web.RouteTableDef()
-
-
-def error(status: int, code: str, detail: str) -> web.Response:
-    return web.json_response({"error": code, "detail": detail}, status=status)
 
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     rt = request.app[keys.RUNTIME]
+    assert rt.checker is not None  # started by checks_ctx before the first request
     body = render(request.app[keys.REGISTRY], rt.checker.series)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
@@ -28,12 +26,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    checks = {"config": "ok"}
-    try:
-        await request.app[keys.REDIS].ping()
-        checks["redis"] = "ok"
-    except (redis.exceptions.RedisError, OSError) as err:
-        checks["redis"] = f"unreachable: {err}"
+    """Ready when the config is loaded and Redis answers (the watch pings it every second;
+    while it is down, each call asks once more)."""
+    health = request.app[keys.STORE_HEALTH]
+    if not health.ok:
+        await health.probe(request.app[keys.REDIS])
+    checks = {"config": "ok", "redis": health.reason}
     ready = all(v == "ok" for v in checks.values())
     return web.json_response({"status": "ready" if ready else "not ready", "checks": checks},
                              status=200 if ready else 503)
@@ -56,8 +54,12 @@ def target_states(rt) -> list[dict]:
 
 @routes.get("/api/v1/targets")
 async def targets(request: web.Request) -> web.Response:
+    """Open while the config has no ``api.tokens``; then a token with ``incidents:read``,
+    and a unit-limited token sees its units' targets only."""
+    who = reader(request)
     wanted = request.query.get("target")
-    out = [t for t in target_states(request.app[keys.RUNTIME]) if not wanted or t["name"] == wanted]
+    out = [t for t in target_states(request.app[keys.RUNTIME])
+           if (not wanted or t["name"] == wanted) and who.sees_unit(t["unit"])]
     if wanted and not out:
-        return error(404, "not_found", f"no target {wanted!r}")
+        raise NotFound(f"no target {wanted!r}")
     return web.json_response({"targets": out})

@@ -11,6 +11,8 @@ from prometheus_client import CollectorRegistry
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
+    from monitor.durable.connection import Health
+    from monitor.incidents.drills import Drills
     from monitor.incidents.router import Router
     from monitor.paging.acklink import AckSigner
     from monitor.service.runtime import Runtime
@@ -19,6 +21,8 @@ RUNTIME: web.AppKey["Runtime"] = web.AppKey("runtime")
 REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("registry", CollectorRegistry)
 SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("session", aiohttp.ClientSession)
 REDIS: web.AppKey["aioredis.Redis"] = web.AppKey("redis")
+STORE_HEALTH: web.AppKey["Health"] = web.AppKey("store_health")
 ALERTS: web.AppKey["asyncio.Queue"] = web.AppKey("alerts", asyncio.Queue)
 ROUTER: web.AppKey["Router"] = web.AppKey("router")
 ACK_SIGNER: web.AppKey["AckSigner"] = web.AppKey("ack_signer")
+DRILLS: web.AppKey["Drills"] = web.AppKey("drills")

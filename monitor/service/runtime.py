@@ -2,6 +2,11 @@
 
 A reload validates the new file completely before touching anything; an invalid one
 is refused with every error logged, and the old configuration keeps running.
+
+Keys of ``service:`` that are read once at start (``ServiceConfig.RESTART_ONLY``: listen,
+redis_url, the Redis pool, the HTTP limits, …) cannot change on a reload: a change to one
+is named in ``reload_needs_restart`` (key names only, never values: a Redis URL carries
+its password) and the running value is kept, while the rest of the new file applies.
 """
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import structlog
 from monitor.checks.checker import Checker
 from monitor.checks.metrics import ServiceMetrics
 from monitor.checks.scheduler import Scheduler
-from monitor.config.model import Config, load_config
+from monitor.config.model import Config, ServiceConfig, load_config
 from monitor.core.errors import ConfigError
 from monitor.core.target import Target
 
@@ -65,8 +70,7 @@ class Runtime:
                 log.error("reload_refused", issue=str(issue))
             self.metrics.reloads.labels("refused").inc()
             return False
-        if new.service != self.config.service:
-            log.warning("reload_service_section_needs_restart")
+        new = self._keep_restart_only(new)
         self.config = new
         targets = self.targets
         if self.checker:
@@ -77,3 +81,13 @@ class Runtime:
         self.metrics.reloads.labels("applied").inc()
         log.info("reload_applied", targets=len(targets))
         return True
+
+    def _keep_restart_only(self, new: Config) -> Config:
+        old = self.config.service
+        changed = [k for k in ServiceConfig.RESTART_ONLY if getattr(new.service, k) != getattr(old, k)]
+        if not changed:
+            return new
+        log.warning("reload_needs_restart", keys=[f"service.{k}" for k in changed],
+                    effect="running values kept; the rest of the file applies; restart to apply these")
+        service = new.service.model_copy(update={k: getattr(old, k) for k in changed})
+        return Config.model_validate({**{k: getattr(new, k) for k in Config.model_fields}, "service": service})

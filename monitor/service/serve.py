@@ -14,6 +14,7 @@ from monitor.checks.metrics import ServiceMetrics
 from monitor.config.model import load_config
 from monitor.core.target import split_hostport
 from monitor.service.app import build_app
+from monitor.service.boundary import CappedSite, connection_cap
 from monitor.service.runtime import Runtime, Shard
 
 log = structlog.get_logger("hallmon.serve")
@@ -32,17 +33,21 @@ async def serve(path: str, shard: str, ready: Callable[[str], None] | None = Non
     registry = CollectorRegistry()
     runtime = Runtime(config=config, path=path, metrics=ServiceMetrics(registry), shard=Shard.parse(shard))
     app = build_app(runtime, registry)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    # a connection without a complete request is closed after idle_timeout (aiohttp's
+    # keep-alive timer runs from the connection's start, headers not yet complete included)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                           keepalive_timeout=config.service.http.idle_timeout)
     await runner.setup()
     host, port = split_hostport(config.service.listen)
-    site = web.TCPSite(runner, host, port)
+    cap, fd_limit = connection_cap(config.service)
+    site = CappedSite(runner, host, port, cap)
     try:
         await site.start()
     except OSError:  # the address is taken: stop what setup started before saying so
         await runner.cleanup()
         raise
     bound = runner.addresses[0]
-    log.info("listening", address=f"{bound[0]}:{bound[1]}")
+    log.info("listening", address=f"{bound[0]}:{bound[1]}", max_connections=cap, fd_limit=fd_limit)
     if ready:
         ready(f"http://{bound[0]}:{bound[1]}")
     loop = asyncio.get_running_loop()

@@ -1,0 +1,113 @@
+"""What a caller sends, checked before anything is stored: the body read within its
+size and time limits, JSON that Redis and the report drafts can hold (no lone
+surrogates, no nesting deep enough to exhaust the parser), times inside 2000–2099 with
+an offset, strings and integers of exactly their type. Every refusal is ``Invalid``
+(400) naming the field; a body that does not arrive in time is ``RequestTimeout``."""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from aiohttp import web
+
+from monitor.core.errors import Invalid, RequestTimeout
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+# a character that is not white space, in Python's sense (str.isspace) and therefore in the
+# OpenAPI document's too (ECMA-262's \s lacks U+001C-U+001F and U+0085, so both name them)
+NOT_BLANK = r"[^\s\u001c-\u001f\u0085]"
+_NOT_BLANK = re.compile(NOT_BLANK)
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")  # only a \u escape can put a surrogate into JSON text
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """The path of the first string that UTF-8 cannot encode (a lone surrogate), if any."""
+    stack: list[tuple[str, Any]] = [("body", value)]
+    while stack:
+        where, node = stack.pop()
+        if isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                return where
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                stack.append((f"{where}.{k}", k))
+                stack.append((f"{where}.{k}", v))
+        elif isinstance(node, list):
+            stack.extend((f"{where}[{i}]", v) for i, v in enumerate(node))
+    return None
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise Invalid("body: JSON nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise Invalid(f"body: not valid JSON: {err}") from None
+    if _SURROGATE.search(raw):
+        where = _lone_surrogate(value)
+        if where is not None:
+            raise Invalid(f"{where}: a lone UTF-16 surrogate is not text")
+    return value
+
+
+async def read_body(request: web.Request, timeout: float, limit: int) -> bytes:
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()
+    except TimeoutError:
+        raise RequestTimeout(f"body: not received within {timeout:g}s") from None
+    except web.HTTPRequestEntityTooLarge:
+        raise Invalid(f"body: larger than the limit of {limit} bytes") from None
+
+
+def parse_time(value: Any, where: str) -> datetime:
+    """An RFC 3339 time with an offset, between the years 2000 and 2099."""
+    if not isinstance(value, str):
+        raise Invalid(f"{where}: expected an RFC 3339 time string")
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise Invalid(f"{where}: not an RFC 3339 time: {value[:40]!r}") from None
+    if dt.tzinfo is None:
+        raise Invalid(f"{where}: time needs an offset (Z or +08:00)")
+    try:
+        utc = dt.astimezone(timezone.utc)
+    except OverflowError:  # year 1 east of UTC, year 9999 west of it
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise Invalid(f"{where}: expected a time between 2000 and 2099, got {value[:40]!r}")
+    return dt
+
+
+def text(obj: Any, key: str, required: bool = True, limit: int = 2000) -> str | None:
+    value = obj.get(key) if isinstance(obj, dict) else None
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not _NOT_BLANK.search(value) or len(value) > limit:
+        raise Invalid(f"{key}: expected a non-empty string of at most {limit} characters")
+    return value
+
+
+def when(obj: Any, key: str) -> datetime | None:
+    value = obj.get(key) if isinstance(obj, dict) else None
+    return None if value is None else parse_time(value, key)
+
+
+def level(value: Any) -> int:
+    """1, 2 or 3 as a JSON integer: not ``1.0``, not ``true``, not ``"1"``."""
+    if type(value) is not int or value not in (1, 2, 3):
+        raise Invalid("level: expected the integer 1, 2 or 3")
+    return value
+
+
+def obj(value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise Invalid("body: expected a JSON object")
+    return value
