@@ -264,13 +264,14 @@ def test_closed_incidents_search_by_unit_level_and_month(browser, hall):
     form.get_by_label("级别").select_option(str(inc["level"]))
     form.locator("input[name=month]").fill(inc["detected_at"][:7])
     form.get_by_role("button").click()
+    page.wait_for_selector('#closed[aria-busy="false"]')  # this search shown, not the first (unfiltered) one
     row(page, inc["id"]).wait_for()
     rows = page.get_by_test_id("incident-row")
     for i in range(rows.count()):
         assert "测试口岸查验现场" in rows.nth(i).inner_text()
     form.locator("input[name=month]").fill("2020-01")
     form.get_by_role("button").click()
-    page.wait_for_selector("#closed:has-text('没有符合条件的事件')")
+    page.wait_for_selector('#closed[aria-busy="false"]:has-text("没有符合条件的事件")')
     page.context.close()
 
 

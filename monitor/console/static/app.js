@@ -624,6 +624,7 @@ async function viewClosed() {
       until = zoned(`${m === 12 ? y + 1 : y}-${String(m === 12 ? 1 : m + 1).padStart(2, '0')}-01T00:00`);
     }
     const mine = (S.search = (S.search || 0) + 1);
+    $('#closed').setAttribute('aria-busy', 'true'); // until this search, not an earlier one, is shown
     try {
       const docs = (await allPages(q.toString(), 10)).filter((d) => until === null || Date.parse(d.detected_at) < until);
       if (mine !== S.search || S.view.name !== 'closed') return; // a later search, or another view, took over
@@ -634,7 +635,9 @@ async function viewClosed() {
           <td data-label="${t('inc.faults')}">${esc(faultList(d))}</td><td data-label="${t('inc.sites')}">${esc(joinNames(d.sites, siteName))}</td>
           <td data-label="${t('detected')}">${esc(fmt(d.detected_at))}</td><td data-label="${t('closed.resolved_at')}">${esc(fmt(d.resolved && d.resolved.at))}</td>
           <td data-label="${t('inc.resolved')}">${esc(d.resolved ? d.resolved.result : '')}</td></tr>`).join('')}</tbody></table>` : `<p>${t('closed.empty')}</p>`;
+      $('#closed').setAttribute('aria-busy', 'false');
     } catch (err) {
+      if (mine === S.search && $('#closed')) $('#closed').setAttribute('aria-busy', 'false');
       if (!(err instanceof SignedOut)) say(problem(err), 'bad');
     }
   };
