@@ -61,7 +61,7 @@ class Walk:
         assert demanded <= {c["id"].split("#")[0] for c in inc["clocks"]}, (self.plan.id, self.cat.id, step)
         for clock in inc["clocks"]:
             due = datetime.fromisoformat(clock["due_at"])
-            assert due.tzinfo is not None and clock["status"] in ("pending", "met", "overdue"), clock
+            assert due.tzinfo is not None and clock["status"] in ("pending", "met", "overdue", "withdrawn"), clock
             assert clock["title"] and clock["source"] and "to" in clock["audience"]
         self.levels.append(inc["level"])
         self.clocks.update(c["id"] for c in inc["clocks"])

@@ -32,7 +32,8 @@ def demo_config(redis_url: str, listen: str, hall_url: str, port_url: str, tcp_p
     idle_units = "\n".join(f"    - {{id: demo-unit-{i}, name: 演示隶属海关{i}, sites: [{{id: demo-site-{i}, name: 演示现场{i}}}]}}"
                            for i in (3, 4))
     # a tax hall whose unit follows the Guizhou plan (levels by time span, too)
-    idle_units += "\n    - {id: demo-unit-5, name: 演示税务分局, plan: guizhou-tax, sites: [{id: demo-site-5, name: 演示办税服务厅}]}"
+    idle_units += ("\n    - {id: demo-unit-5, name: 演示税务分局, plan: guizhou-tax, sites: [{id: demo-site-5, name: 演示办税服务厅}, "
+                   "{id: demo-site-6, name: 演示第二办税服务厅}]}")  # one hall of two: not the whole unit
     return textwrap.dedent(f"""\
         # written by hallmon demo: a simulated hall and port, all on loopback; people are fictitious
         service: {{listen: "{listen}", redis_url: "{redis_url}", timezone: Asia/Shanghai}}
@@ -260,7 +261,7 @@ async def plans_in_time(s: aiohttp.ClientSession, base: str, inbox: PageInbox, w
     async with s.post(f"{base}/api/v1/maintenance", json=window) as r:
         print(f"    window {(await r.json()).get('id')}: HTTP {r.status}")
     labels = {"alertname": "MainsLost", "fault": "power.on_battery", "site": "demo-site-4", "unit": "demo-unit-4",
-              "system": "power", "target": "demo-site-4-ups"}
+              "system": "demo-site-4-ups", "target": "demo-site-4-ups"}  # its own UPS: an incident of its own
     async with s.post(f"{base}/api/v1/alerts", json=[{"labels": labels, "startsAt": datetime.now(timezone.utc)
                                                        .isoformat()}]):
         pass

@@ -18,7 +18,7 @@ from typing import AsyncIterator
 import structlog
 from aiohttp import web
 
-from monitor.core.supervise import supervise
+from monitor.core.supervise import check_cancelled, stop, supervise
 from monitor.durable import notices
 from monitor.durable.connection import CONNECTION_FAILURES, translate
 from monitor.incidents.records import Incident
@@ -103,6 +103,7 @@ class Hub:
                 log.info("console_events_redis_reachable")
                 self.failing = False
             while True:
+                check_cancelled()
                 msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=10.0)
                 if msg is None:
                     continue
@@ -157,8 +158,7 @@ async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
 
     app.on_shutdown.append(on_shutdown)
     yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    await stop([task])  # re-cancels: redis-py's pub/sub read can drop one cancellation
 
 
 @routes.get("/api/v1/events")

@@ -29,8 +29,9 @@ import structlog
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from monitor.core.supervise import check_cancelled
 from monitor.durable.connection import UNAVAILABLE
-from monitor.durable.events import EventConsumer
+from monitor.durable.events import EventConsumer, IncidentEvent
 from monitor.incidents.records import Incident
 from monitor.incidents.store import IncidentStore
 from monitor.plans.model import DrillSpec, load_plan
@@ -156,15 +157,28 @@ class Drills:
         """Read incident events as the ``drills`` group: a drill opened or upgraded is
         recorded (from the stored incident, so a slimmer event is enough)."""
         consumer = EventConsumer(self.r, "drills", f"{socket.gethostname()}-{os.getpid()}")
-        await consumer.ensure_group()
+        grouped = failing = False
         while True:
-            for entry_id, event in await consumer.read(block_ms=1000):
-                inc = event.incident
-                if event.kind in ("opened", "upgraded") and (inc.get("drill") or str(inc.get("id")).startswith("DRILL-")):
-                    doc = await self.store.get(inc["id"])
-                    if doc is not None:
-                        await self.record(doc)
-                await consumer.ack(entry_id)
+            check_cancelled()
+            try:  # Redis away (at start or later) is waited out here, said once, not a crash
+                if not grouped:
+                    await consumer.ensure_group()
+                    grouped = True
+                for entry_id, event in await consumer.read(block_ms=1000):
+                    if isinstance(event, IncidentEvent) and event.kind in ("opened", "upgraded") \
+                            and (event.incident.drill or event.id.startswith("DRILL-")):
+                        doc = await self.store.get(event.id)
+                        if doc is not None:
+                            await self.record(doc)
+                    await consumer.ack(entry_id)
+                if failing:
+                    log.info("drill_events_recovered")
+                    failing = False
+            except UNAVAILABLE as err:
+                if not failing:
+                    log.error("drill_events_failing", error=str(err))
+                    failing = True
+                await asyncio.sleep(1.0)
 
 
 class DrillCollector(Collector):

@@ -56,8 +56,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(supervise("redis_health", lambda: health.watch(client),
                                          app[keys.RUNTIME].metrics.task_restarts))
     yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    await stop([task])
     await client.aclose()
 
 

@@ -14,7 +14,7 @@ from typing import AsyncIterator
 from aiohttp import web
 
 from monitor.core.errors import Conflict, Forbidden, Invalid, NotFound
-from monitor.core.supervise import supervise
+from monitor.core.supervise import stop, supervise
 from monitor.incidents import maintenance, monthly
 from monitor.incidents.drills import DrillCollector, Drills, refresh_forever
 from monitor.paging import shiftcheck
@@ -36,9 +36,7 @@ async def duties_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks = [asyncio.create_task(supervise("drill_events", drills.consume, restarts)),
              asyncio.create_task(supervise("drill_metrics", lambda: refresh_forever(drills), restarts))]
     yield
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await stop(tasks)
     app[keys.REGISTRY].unregister(collector)
 
 
