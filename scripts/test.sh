@@ -3,6 +3,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/ruff check . || { echo "test.sh: ruff check failed" >&2; exit 1; }
+.venv/bin/mypy monitor probes || { echo "test.sh: mypy failed" >&2; exit 1; }
 .venv/bin/python -m pytest -n 2 --durations=15 "$@"
 rc=$?
 if [ $rc -eq 5 ]; then

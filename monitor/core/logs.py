@@ -10,7 +10,7 @@ import structlog
 from monitor.core.secret import redact
 
 
-def redact_urls(_logger, _name, event: dict) -> dict:
+def redact_urls(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """No log line carries a URL's password (a Redis URL in an error, say)."""
     for key, value in event.items():
         if isinstance(value, str) and "@" in value:
