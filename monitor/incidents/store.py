@@ -94,6 +94,11 @@ class IncidentStore:
         value = await self.r.hget(f"{P}open", group)
         return _text(value) if value is not None else None
 
+    async def open_many(self, groups: Iterable[str]) -> list[str | None]:
+        """The open incident of each group, if any (one command)."""
+        keys = list(groups)
+        return [_text(v) if v is not None else None for v in await self.r.hmget(f"{P}open", keys)] if keys else []
+
     async def open_ids(self) -> list[str]:
         """Every incident that holds a group (open or acknowledged)."""
         return [_text(v) for v in await self.r.hvals(f"{P}open")]
