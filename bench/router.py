@@ -99,6 +99,11 @@ async def _client(base: str, redis_url: str, n: int, per_request: int, steady_ra
         def webhook(chunk: list[dict]) -> bytes:
             return json.dumps({"version": "4", "status": "firing", "receiver": "hallmon", "alerts": chunk}).encode()
 
+        # keep-alive connections open beforehand, as a sender that has been posting has them
+        async def hello() -> None:
+            async with session.get(f"{base}/healthz") as resp:
+                await resp.read()
+        await asyncio.gather(*(hello() for _ in range(n // per_request)))
         # 1. the burst, on the Alertmanager webhook
         alerts = _alerts(n, "burst")
         bodies = [webhook(alerts[i:i + per_request]) for i in range(0, n, per_request)]

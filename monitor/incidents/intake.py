@@ -82,7 +82,7 @@ def parse_entry(entry_id: str, fields: dict[Any, Any], parse: Parser) -> Entry:
 
 class Intake:
     def __init__(self, client: Redis, router: Router, parse: Parser, consumer: str | None = None, claim_idle: float = 5.0,
-                 batch_alerts: int = 2000, block_ms: int = 1000, cap: Callable[[], int | None] = lambda: None):
+                 batch_alerts: int = 2000, block_ms: int = 1000, linger: float = 0.05, cap: Callable[[], int | None] = lambda: None):
         self.r = client
         self.router = router
         self.parse = parse
@@ -91,6 +91,7 @@ class Intake:
         self.claim_idle_ms = int(claim_idle * 1000)
         self.batch_alerts = batch_alerts
         self.block_ms = block_ms
+        self.linger = linger  # at most this long gathering a batch while entries keep coming
         self._waiters: dict[str, asyncio.Future[list[str]]] = {}
         self._done: OrderedDict[str, list[str]] = OrderedDict()  # finished before anyone waited
         self._claimed_at = float("-inf")
@@ -198,12 +199,24 @@ class Intake:
         """One batch: entries a dead consumer left (every ``claim_idle``), else new ones."""
         entries = await self._reclaim()
         if not entries:
-            resp: Any = await self.r.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=200,
-                                                block=self.block_ms)
-            entries = [item for _s_, items in resp or [] for item in items]
+            entries = await self._read(self.block_ms)
+            # linger while requests keep coming (a burst): they are answered first, and
+            # placed together after, in fewer and larger writes
+            lingered = 0.0
+            while entries and len(entries) < 1000 and lingered < self.linger:
+                await asyncio.sleep(0.005)
+                lingered += 0.005
+                more = await self._read(None)
+                if not more:
+                    break
+                entries += more
         if entries:
             await self.process(entries)
         return len(entries)
+
+    async def _read(self, block: int | None) -> list[Any]:
+        resp: Any = await self.r.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=200, block=block)
+        return [item for _s_, items in resp or [] for item in items]
 
     async def _reclaim(self) -> list[Any]:
         now = asyncio.get_running_loop().time()
