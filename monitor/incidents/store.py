@@ -63,6 +63,12 @@ class IncidentStore:
         raw = await self.r.get(f"{P}incident:{incident_id}")
         return Incident.from_json(json.loads(raw)) if raw else None
 
+    async def many(self, ids: Iterable[str]) -> dict[str, Incident | None]:
+        """Each incident (None where there is none), in one MGET."""
+        keys = builtins.list(ids)
+        raws = await self.r.mget([f"{P}incident:{i}" for i in keys]) if keys else []
+        return {i: Incident.from_json(json.loads(r)) if r else None for i, r in zip(keys, raws)}
+
     async def require(self, incident_id: str) -> Incident:
         inc = await self.get(incident_id)
         if inc is None:
