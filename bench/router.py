@@ -6,7 +6,7 @@ alert (after the last 2xx), incidents opened; against anchors measured in the sa
 (pipelined ZADD and the Lua claim of due timers on the same Redis) and hallmon 0.5's
 burst p99 (0.43–1.1 s, DESIGN.md).
 
-The server runs in this process (as ``hallmon run`` would: one event loop); the client
+The server runs in this process (as ``hallmon run`` does: one uvloop event loop); the client
 runs in a child process with its bodies serialised beforehand, so its CPU is not
 counted against the server's requests.
 Targets (DESIGN.md): 1 incident; >= 20,000 alerts/s; request p99 < 50 ms in the burst and
@@ -31,6 +31,7 @@ from aiohttp import web
 
 from bench.common import percentile
 from monitor.durable.timers import Timers
+from monitor.service.serve import event_loop_policy
 from simulators.redisproc import RedisServer
 from tests.routerkit import TOKENS, make_app
 
@@ -160,12 +161,21 @@ async def run(n: int, per_request: int, steady_rate: int) -> None:
         base = f"http://127.0.0.1:{runner.addresses[0][1]}"
         r = aioredis.from_url(srv.url)
         mem0 = (await r.info("memory"))["used_memory"]
+        lags: list[tuple[float, float, float]] = []  # (when, loop lag, process CPU then)
+
+        async def ticker() -> None:  # how late the server's loop wakes a 5 ms timer
+            while True:
+                t = time.perf_counter()
+                await asyncio.sleep(0.005)
+                lags.append((t, time.perf_counter() - t - 0.005, time.process_time()))
+        tick = asyncio.create_task(ticker())
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             await asyncio.get_running_loop().run_in_executor(pool, time.sleep, 0)  # the child started
             cpu0, wall0 = time.process_time(), time.perf_counter()
             res = await asyncio.get_running_loop().run_in_executor(pool, client, base, srv.url, n, per_request,
                                                                    steady_rate)
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        tick.cancel()
         mem = (await r.info("memory"))["used_memory"] - mem0
         await r.aclose()
         await runner.cleanup()
@@ -182,6 +192,10 @@ async def run(n: int, per_request: int, steady_rate: int) -> None:
     print(f"  burst (/api/v1/alerts)  p50 {_ms(sync['lat'], 50)}, p99 {_ms(sync['lat'], 99)}  "
           f"(each waits for its incidents; {n / sync['wall']:.0f} alerts/s)")
     held = max(res["held"], 1)
+    worst = sorted(range(1, len(lags)), key=lambda i: lags[i][1])[-3:]
+    stalls = ", ".join(f"{lags[i][1] * 1000:.0f} ms ({(lags[i][2] - lags[i - 1][2]) * 1000:.0f} ms CPU)"
+                       for i in reversed(worst))
+    print(f"  server loop stalls      worst {stalls}  (CPU much below the stall: the machine, not the loop)")
     print(f"  server CPU              {cpu:.2f} s over {wall:.2f} s of wall ({cpu / wall:.0%} of a core; "
           f"{cpu / held * 1e6:.0f} us per alert, requests and placing)")
     print(f"  Redis memory            {mem / 1024:.0f} KiB, {mem / max(res['held'], 1):.0f} B per alert")
@@ -198,6 +212,7 @@ def main() -> None:
     ap.add_argument("--per-request", type=int, default=100)
     ap.add_argument("--steady-rate", type=int, default=5000)
     args = ap.parse_args()
+    event_loop_policy()  # as `hallmon run` serves: uvloop
     asyncio.run(run(args.alerts, args.per_request, args.steady_rate))
 
 

@@ -59,6 +59,7 @@ async def test_webhook_answers_202_once_stored_and_a_storm_makes_one_incident(cl
     assert inc["category"] == "core_system"
     r = aioredis.from_url(redis_url)
     assert await r.xlen(STREAM) == 0  # placed entries are acknowledged and deleted
+    assert await r.keys("hallmon:intake:done:*") == []  # no one waits on a webhook's answer
     await r.aclose()
 
 

@@ -66,6 +66,7 @@ class Entry:
     id: str
     actor: str
     alerts: Sequence[Alert]
+    awaited: bool  # a request waits for its incidents (POST /api/v1/alerts)
 
 
 # (kind, body, the request's time) -> alerts: the API's own parser (service/ingest.py)
@@ -77,7 +78,7 @@ def parse_entry(entry_id: str, fields: dict[Any, Any], parse: Parser) -> Entry:
     alert gets the same end) without the window the request already checked."""
     get = {_s(k): v for k, v in fields.items()}
     alerts = parse(_s(get["kind"]), json.loads(get["body"]), from_unix(float(_s(get["at"]))))
-    return Entry(entry_id, _s(get["actor"]), alerts)
+    return Entry(entry_id, _s(get["actor"]), alerts, _s(get.get("wait", "1")) == "1")
 
 
 class Intake:
@@ -99,12 +100,13 @@ class Intake:
         self._flushes: set[asyncio.Future[None]] = set()
 
     # ── the request side ─────────────────────────────────────────────────────────
-    async def submit(self, raw: bytes, kind: str, actor: str, at: float) -> str:
+    async def submit(self, raw: bytes, kind: str, actor: str, at: float, wait: bool = True) -> str:
         """Store a checked body; returns its entry id. One XADD: stored, or an error.
         The XADDs of requests arriving together go to Redis in one pipeline (one
         connection, one round trip), not one connection each."""
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._outgoing.append(({"body": raw, "kind": kind, "actor": actor, "at": repr(at)}, fut))
+        self._outgoing.append(({"body": raw, "kind": kind, "actor": actor, "at": repr(at),
+                                "wait": "1" if wait else "0"}, fut))
         if len(self._outgoing) == 1:
             asyncio.get_running_loop().call_soon(lambda: self._flushes.add(asyncio.ensure_future(self._flush())))
         return await fut
@@ -266,10 +268,12 @@ class Intake:
             pipe.xack(STREAM, GROUP, *ids)
             pipe.xdel(STREAM, *ids)
             for e, incidents in zip(entries, placed):
-                pipe.set(f"{DONE}{e.id}", json.dumps(incidents), ex=DONE_TTL)
+                if e.awaited:
+                    pipe.set(f"{DONE}{e.id}", json.dumps(incidents), ex=DONE_TTL)
             await pipe.execute()
         for e, incidents in zip(entries, placed):
-            self._finished(e.id, incidents)
+            if e.awaited:
+                self._finished(e.id, incidents)
 
     async def _dead(self, entry_id: str, fields: dict[Any, Any], err: Exception) -> None:
         log.error("intake_entry_failed", entry=entry_id, error_class=type(err).__name__, error=str(err)[:300])

@@ -83,7 +83,7 @@ async def _ingest(request: web.Request, kind: str, wait: bool) -> web.Response:
         return web.json_response({"accepted": 0, "incidents": []}) if wait else \
             web.json_response({"accepted": 0}, status=202)
     intake = request.app[keys.INTAKE]
-    entry = await intake.submit(raw, kind, who.name, at)
+    entry = await intake.submit(raw, kind, who.name, at, wait)
     if not wait:
         return web.json_response({"accepted": len(alerts)}, status=202)
     incidents = await intake.wait(entry, cfg.api.alert_wait)
