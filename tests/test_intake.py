@@ -130,3 +130,19 @@ async def test_a_body_that_breaks_the_consumer_goes_to_the_dead_letters_and_the_
     assert await intake.wait(good, 1.0) == await a.router.store.open_ids()
     assert await a.client.xlen(STREAM) == 0
     await a.close()
+
+
+async def test_consumers_of_dead_processes_are_forgotten_once_idle_and_empty(tmp_path, redis_url):
+    cfg = config_file(tmp_path, redis_url)
+    a = replica(cfg, redis_url, FakeTime())
+    live = Intake(a.client, a.router, parse_stored, consumer="live", block_ms=10)
+    await live.ensure_group()
+    for name in ("dead-1", "dead-2", "holding"):
+        await a.client.xgroup_createconsumer(STREAM, GROUP, name)
+    await live.submit(json.dumps([alert("pos.link_down", "u2a", "u2")]).encode(), "list", "ops", time.time())
+    await a.client.xreadgroup(GROUP, "holding", {STREAM: ">"}, count=1)  # took an entry, never acknowledged it
+    await asyncio.sleep(0.05)
+    assert sorted(await live.prune(idle=0.01)) == ["dead-1", "dead-2"]
+    names = {c["name"] for c in await a.client.xinfo_consumers(STREAM, GROUP)}
+    assert names == {"holding"}  # kept: its entry is reclaimed first, then it is forgotten
+    await a.close()

@@ -96,6 +96,7 @@ class Intake:
         self._waiters: dict[str, asyncio.Future[list[str]]] = {}
         self._done: OrderedDict[str, list[str]] = OrderedDict()  # finished before anyone waited
         self._claimed_at = float("-inf")
+        self._pruned_at = float("-inf")
         self._outgoing: list[tuple[dict[Any, Any], asyncio.Future[str]]] = []
         self._flushes: set[asyncio.Future[None]] = set()
 
@@ -145,7 +146,10 @@ class Intake:
             finally:
                 if fut.done() or loop.time() >= deadline:
                     self._waiters.pop(entry_id, None)
-            raw = await self.r.get(f"{DONE}{entry_id}")  # placed by another replica
+            try:
+                raw = await self.r.get(f"{DONE}{entry_id}")  # placed by another replica
+            except StoreError:
+                raw = None  # the alerts are stored: at worst the answer is "pending"
             if raw is not None:
                 self._waiters.pop(entry_id, None)
                 return list(json.loads(raw))
@@ -230,7 +234,23 @@ class Intake:
         entries = [item for item in claimed[1] if item[1]]
         if entries:
             log.warning("intake_entries_reclaimed", entries=len(entries), consumer=self.consumer)
+        elif now - self._pruned_at > 60.0:
+            self._pruned_at = now
+            await self.prune()
         return entries
+
+    async def prune(self, idle: float = 600.0) -> list[str]:
+        """Forget consumers of dead processes (every restart makes a new one) once they
+        hold nothing and were idle ``idle`` seconds; returns their names."""
+        gone = []
+        for c in await self.r.xinfo_consumers(STREAM, GROUP):
+            name = _s(c["name"])
+            if name != self.consumer and int(c["pending"]) == 0 and int(c["idle"]) >= idle * 1000:
+                await self.r.xgroup_delconsumer(STREAM, GROUP, name)
+                gone.append(name)
+        if gone:
+            log.info("intake_consumers_pruned", consumers=len(gone))
+        return gone
 
     async def process(self, raw_entries: list[Any]) -> None:
         """Place a batch (in slices of about ``batch_alerts`` alerts), then acknowledge."""
