@@ -83,3 +83,27 @@ async def test_the_lock_of_a_group_lives_only_while_placing(tmp_path, redis_url)
     assert len({i for ids in placed for i in ids}) == 30
     assert rep.router._locks == {}  # 30 groups placed, no lock kept
     await rep.close()
+
+
+async def test_intake_backlog_and_dead_letters_are_gauges(tmp_path, redis_url):
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from monitor.incidents.intake import DEAD, STREAM
+
+    cfg = config_file(tmp_path, redis_url)
+    rep = replica(cfg, redis_url, FakeTime())
+    for _ in range(3):
+        await rep.client.xadd(STREAM, {"body": "[]", "kind": "list", "actor": "ops", "at": "0"})
+    await rep.client.xadd(DEAD, {"entry": "1-0", "error": "Invalid: x"})
+    collector = IncidentCollector()
+    registry = CollectorRegistry()
+    registry.register(collector)
+    task = asyncio.create_task(refresh_forever(collector, rep.router.store, every=0.02))
+    try:
+        await until(lambda: collector.intake == (3, 1))
+        text = generate_latest(registry).decode()
+        assert "hallmon_intake_entries 3.0" in text and "hallmon_intake_dead_entries 1.0" in text
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await rep.close()

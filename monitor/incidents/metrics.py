@@ -23,6 +23,7 @@ from monitor.core import workdays
 from monitor.core.secret import redact
 from monitor.durable import notices
 from monitor.durable.connection import UNAVAILABLE
+from monitor.incidents import intake
 from monitor.incidents.records import Incident
 from monitor.incidents.store import IncidentStore
 
@@ -32,6 +33,14 @@ log = structlog.get_logger("hallmon.incident_metrics")
 class IncidentCollector(Collector):
     def __init__(self) -> None:
         self.by_id: dict[str, Incident] = {}
+        self.intake: tuple[int, int] = (0, 0)  # entries of the intake stream waiting, dead letters
+
+    async def refresh_intake(self, store: IncidentStore) -> None:
+        async with store.r.pipeline(transaction=False) as pipe:
+            pipe.xlen(intake.STREAM)
+            pipe.xlen(intake.DEAD)
+            waiting, dead = await pipe.execute()
+        self.intake = (int(waiting), int(dead))
 
     @property
     def incidents(self) -> list[Incident]:
@@ -71,7 +80,13 @@ class IncidentCollector(Collector):
         estimated = CounterMetricFamily("hallmon_calendar_estimates", "Working days guessed as Monday-Friday "
                                         "because the calendar does not know the year.")
         estimated.add_metric([], workdays.estimates)
-        yield from (open_, due, overdue, estimated)
+        waiting = GaugeMetricFamily("hallmon_intake_entries", "Alert requests stored and not yet placed in "
+                                    "incidents (the intake stream; one entry per request).")
+        waiting.add_metric([], self.intake[0])
+        dead = GaugeMetricFamily("hallmon_intake_dead_entries", "Alert requests the intake could not place "
+                                 "(hallmon:intake:dead): a bug to report.")
+        dead.add_metric([], self.intake[1])
+        yield from (open_, due, overdue, estimated, waiting, dead)
 
 
 async def refresh_forever(collector: IncidentCollector, store: IncidentStore, every: float = 2.0,
@@ -94,6 +109,7 @@ async def refresh_forever(collector: IncidentCollector, store: IncidentStore, ev
                     if notice is not None and notice["kind"] != "page_sent":
                         changed.add(notice["incident"])
                     msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0)
+                await collector.refresh_intake(store)
                 if time.monotonic() - full_at > resync:
                     await collector.refresh(store)
                     full_at = time.monotonic()
