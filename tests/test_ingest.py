@@ -93,3 +93,37 @@ def test_one_bad_field_is_bad_input(body):
         parse_webhook(body)
     except Invalid as err:
         assert str(err).startswith("alerts[0]")
+
+
+def test_times_parsed_once_are_remembered_but_the_window_is_judged_every_time():
+    """parse_time remembers valid texts (a storm's alerts share a few startsAt); the
+    window still applies to each alert, and an invalid text is refused every time."""
+    import pytest
+
+    from monitor.service.ingest import Window
+
+    at = "2026-11-28T06:00:00+08:00"
+    now = datetime(2026, 11, 28, tzinfo=timezone.utc)
+    ok = parse_list([{"labels": {"a": "b"}, "startsAt": at}], Window(timedelta(days=1), timedelta(hours=1)), now)
+    assert ok[0].starts_at == datetime(2026, 11, 27, 22, tzinfo=timezone.utc)
+    with pytest.raises(Invalid, match=r"\[0\].startsAt: expected within"):
+        parse_list([{"labels": {"a": "b"}, "startsAt": at}], Window(timedelta(hours=1), timedelta(hours=1)),
+                   now + timedelta(days=2))
+    for _ in range(2):
+        with pytest.raises(Invalid, match="between 2000 and 2099"):
+            parse_list([{"labels": {"a": "b"}, "startsAt": "0001-01-01T00:00:01Z"}])
+
+
+def test_fingerprints_memoised_by_label_pair_agree_with_the_plain_hash():
+    """The memo of FNV states per (state, name, value) gives Alertmanager's fingerprint."""
+    def plain(labels: dict) -> str:
+        h = 14695981039346656037
+        for name in sorted(labels):
+            for part in (name, labels[name]):
+                for b in part.encode():
+                    h = ((h ^ b) * 1099511628211) & ((1 << 64) - 1)
+                h = ((h ^ 0xFF) * 1099511628211) & ((1 << 64) - 1)
+        return f"{h:016x}"
+    sets = [{"alertname": "HallmonFault", "site": "u1a", "target": f"t-{i}", "测试": "值"} for i in range(50)]
+    assert [fingerprint(s) for s in sets] == [plain(s) for s in sets]
+    assert [fingerprint(s) for s in sets] == [plain(s) for s in sets]  # from the memo this time

@@ -176,6 +176,12 @@ class ApiConfig(Model):
     # an alert's startsAt must lie within [now - alert_max_age, now + alert_max_ahead]: 400 outside
     alert_max_age: Duration = 30 * 86400.0
     alert_max_ahead: Duration = 3600.0
+    # POST /api/v1/alerts waits this long for its alerts to be placed (their incidents in
+    # the answer); past it: 202 {"accepted": n, "pending": true}, the alerts stored
+    alert_wait: Duration = 2.0
+    # one request opens at most this many new incidents; the alerts of its further new
+    # groups join one incident of category ``storm`` that lists them (its timeline says so)
+    max_new_incidents_per_request: int = Field(default=50, ge=1, le=100_000)
 
 
 class CalendarConfig(Model):

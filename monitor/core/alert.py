@@ -14,15 +14,36 @@ _FNV_PRIME = 1099511628211
 _MASK = (1 << 64) - 1
 
 
+_STEPS: dict[tuple[int, str, str], int] = {}  # (state, name, value) -> state after that pair
+_STEPS_MAX = 200_000
+
+
+def _step(h: int, name: str, value: str) -> int:
+    for part in (name, value):
+        for b in part.encode():
+            h = ((h ^ b) * _FNV_PRIME) & _MASK
+        h = ((h ^ 0xFF) * _FNV_PRIME) & _MASK
+    return h
+
+
 def fingerprint(labels: Mapping[str, str]) -> str:
     """Alertmanager's label-set fingerprint (FNV-1a 64 over sorted names and values,
-    each followed by 0xff), so a probe alert and the same Prometheus alert agree."""
+    each followed by 0xff), so a probe alert and the same Prometheus alert agree.
+
+    The hash runs byte by byte in Python (~10 µs an alert); in a storm most label pairs
+    repeat at the same position (alertname, fault, site…), so the state after each pair
+    is memoised (bounded) and only the pairs that differ (``target``) are hashed."""
     h = _FNV_OFFSET
+    steps = _STEPS
     for name in sorted(labels):
-        for part in (name, labels[name]):
-            for b in part.encode():
-                h = ((h ^ b) * _FNV_PRIME) & _MASK
-            h = ((h ^ 0xFF) * _FNV_PRIME) & _MASK
+        key = (h, name, labels[name])
+        nxt = steps.get(key)
+        if nxt is None:
+            nxt = _step(h, name, labels[name])
+            if len(steps) >= _STEPS_MAX:
+                steps.clear()
+            steps[key] = nxt
+        h = nxt
     return f"{h:016x}"
 
 

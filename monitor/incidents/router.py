@@ -12,10 +12,10 @@ concurrent writer (another request, another replica) makes it apply again on fre
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+import contextlib
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Sequence
 
 import structlog
 
@@ -42,9 +42,10 @@ class Router:
         self._config = config
         self.time = time
         self._view: tuple[Config, ConfigView] | None = None
-        # one writer per group in this process: concurrent requests for one outage queue
-        # here instead of colliding on the incident's WATCH (replicas still use WATCH)
-        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # one writer per group in this process: concurrent batches for one outage queue
+        # here instead of colliding on the incident's WATCH (replicas still use WATCH);
+        # a group's lock lives only while someone holds or waits for it
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self.windows = maintenance.Windows(store.r, config)
         self._announced: tuple[float, tuple[maintenance.Window, ...]] = (float("-inf"), ())
 
@@ -80,12 +81,77 @@ class Router:
     # ── ingest ───────────────────────────────────────────────────────────────────
     async def ingest(self, alerts: Iterable[Alert], actor: str = "router") -> list[str]:
         """Store every alert in an incident; returns the incident ids touched."""
-        touched = []
+        return (await self.place([(actor, list(alerts))]))[0]
+
+    async def place(self, batches: Sequence[tuple[str, Sequence[Alert]]],
+                    cap: int | None = None) -> list[list[str]]:
+        """Store the alerts of many requests (actor, alerts) at once, one write per
+        incident for the lot; returns, per request, the incidents its alerts joined.
+        With a ``cap``, one request opens at most that many new incidents: the alerts of
+        its further new groups go to one incident of category ``storm`` (see ``_capped``)."""
         view = await self.live_view()
-        for key, items in group(alerts, view).items():
-            async with self._locks[key]:
-                touched.append(await self._ingest_group(key, items, actor, view))
-        return [t for t in touched if t]
+        groups: dict[tuple[str, str], list[tuple[Alert, Classification]]] = {}
+        keys_of: list[set[tuple[str, str]]] = []
+        storms: dict[tuple[str, str], list[str]] = {}
+        for actor, alerts in batches:
+            keys: set[tuple[str, str]] = set()
+            grouped = group(alerts, view)
+            if cap is not None and len(grouped) > cap:
+                grouped, held = await self._capped(grouped, cap)
+                for key, systems in held.items():
+                    storms.setdefault((actor, key), []).extend(systems)
+            for key, items in grouped.items():
+                groups.setdefault((actor, key), []).extend(items)
+                keys.add((actor, key))
+            keys_of.append(keys)
+            await asyncio.sleep(0)  # a request arriving meanwhile is answered between bodies
+        placed: dict[tuple[str, str], str | None] = {}
+        for (actor, key), items in groups.items():
+            async with self._group_lock(key):
+                placed[(actor, key)] = incident_id = await self._ingest_group(key, items, actor, view)
+            if incident_id and (actor, key) in storms:
+                await self._note_storm(incident_id, actor, cap or 0, storms[(actor, key)])
+        return [sorted({i for k in keys if (i := placed[k])}) for keys in keys_of]
+
+    async def _capped(self, grouped: dict[str, list[tuple[Alert, Classification]]], cap: int) -> tuple[
+            dict[str, list[tuple[Alert, Classification]]], dict[str, list[str]]]:
+        """Past ``cap`` groups with no open incident (in arrival order), the alerts of the
+        rest join the ``storm`` incident (one per drill flag), which lists them; returns
+        the groups to place and, per storm group, the groups it holds."""
+        keys = list(grouped)
+        open_now = await self.store.open_many(keys)
+        new = [k for k, inc in zip(keys, open_now) if inc is None]
+        if len(new) <= cap:
+            return grouped, {}
+        out = {k: v for k, v in grouped.items() if k not in set(new[cap:])}
+        held: dict[str, list[str]] = {}
+        for key in new[cap:]:
+            for alert, c in grouped[key]:
+                storm = f"{'drill|' if c.drill else ''}storm|storm"
+                out.setdefault(storm, []).append((alert, replace(c, category="storm", system="storm", group=storm)))
+                if not held.get(storm) or held[storm][-1] != key:
+                    held.setdefault(storm, []).append(key)
+        log.warning("request_capped", cap=cap, new_groups=len(new), held=len(new) - cap)
+        return out, held
+
+    async def _note_storm(self, incident_id: str, actor: str, cap: int, held: list[str]) -> None:
+        def note(inc: Incident, _: Mapping[str, StoredAlert]) -> tuple[Incident, Change]:
+            return inc, Change("storm_held", actor, {"cap": cap, "groups": len(held), "held": held[:100]})
+        await self.store.update(incident_id, note)
+
+    @contextlib.asynccontextmanager
+    async def _group_lock(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
     async def _ingest_group(self, key: str, items: list[tuple[Alert, Classification]], actor: str,
                             view: ConfigView) -> str | None:

@@ -73,6 +73,12 @@ class IncidentStore:
         raw = await self.r.get(f"{P}incident:{incident_id}")
         return Incident.from_json(json.loads(raw)) if raw else None
 
+    async def many(self, ids: Iterable[str]) -> dict[str, Incident | None]:
+        """Each incident (None where there is none), in one MGET."""
+        keys = builtins.list(ids)
+        raws = await self.r.mget([f"{P}incident:{i}" for i in keys]) if keys else []
+        return {i: Incident.from_json(json.loads(r)) if r else None for i, r in zip(keys, raws)}
+
     async def require(self, incident_id: str) -> Incident:
         inc = await self.get(incident_id)
         if inc is None:
@@ -103,6 +109,11 @@ class IncidentStore:
     async def open_for(self, group: str) -> str | None:
         value = await self.r.hget(f"{P}open", group)
         return _text(value) if value is not None else None
+
+    async def open_many(self, groups: Iterable[str]) -> list[str | None]:
+        """The open incident of each group, if any (one command)."""
+        keys = list(groups)
+        return [_text(v) if v is not None else None for v in await self.r.hmget(f"{P}open", keys)] if keys else []
 
     async def open_ids(self) -> list[str]:
         """Every incident that holds a group (open or acknowledged)."""

@@ -8,6 +8,7 @@ exception is an acknowledgement through a signed link (``?exp=&sig=``). Errors a
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -64,22 +65,41 @@ def window(request: web.Request) -> Window:
     return Window(timedelta(seconds=api.alert_max_age), timedelta(seconds=api.alert_max_ahead))
 
 
-async def _ingest(request: web.Request, who: Caller, alerts: list) -> web.Response:
-    who.check_alerts(alerts, request.app[keys.RUNTIME].config)
-    incidents = await router(request).ingest(alerts, actor=who.name)
-    return web.json_response({"accepted": len(alerts), "incidents": sorted(set(incidents))})
+async def _ingest(request: web.Request, kind: str, wait: bool) -> web.Response:
+    """Check the body in full, store it in one command, answer. The alerts are placed in
+    incidents by the intake consumer (incidents/intake.py): the Alertmanager webhook is
+    answered 202 once stored (Alertmanager never reads the body); the alert list waits
+    up to ``api.alert_wait`` for its incidents, else answers 202 with ``pending``."""
+    who = caller(request, "alerts:write")
+    raw = await read_body(request, request.app[keys.RUNTIME].config.service.http.body_timeout,
+                          request.app[keys.RUNTIME].config.api.max_body_bytes)
+    at = time.time()
+    now = datetime.fromtimestamp(at, timezone.utc)
+    parse = parse_webhook if kind == "webhook" else parse_list
+    alerts = parse(parse_json(raw), window(request), now)
+    cfg = request.app[keys.RUNTIME].config
+    who.check_alerts(alerts, cfg)
+    if not alerts:
+        return web.json_response({"accepted": 0, "incidents": []}) if wait else \
+            web.json_response({"accepted": 0}, status=202)
+    intake = request.app[keys.INTAKE]
+    entry = await intake.submit(raw, kind, who.name, at, wait)
+    if not wait:
+        return web.json_response({"accepted": len(alerts)}, status=202)
+    incidents = await intake.wait(entry, cfg.api.alert_wait)
+    if incidents is None:
+        return web.json_response({"accepted": len(alerts), "pending": True}, status=202)
+    return web.json_response({"accepted": len(alerts), "incidents": incidents})
 
 
 @routes.post("/api/v1/alerts/alertmanager")
 async def alertmanager_webhook(request: web.Request) -> web.Response:
-    who = caller(request, "alerts:write")
-    return await _ingest(request, who, parse_webhook(await body(request), window(request)))
+    return await _ingest(request, "webhook", wait=False)
 
 
 @routes.post("/api/v1/alerts")
 async def alerts(request: web.Request) -> web.Response:
-    who = caller(request, "alerts:write")
-    return await _ingest(request, who, parse_list(await body(request), window(request)))
+    return await _ingest(request, "list", wait=True)
 
 
 # ── incidents ────────────────────────────────────────────────────────────────────

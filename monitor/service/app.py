@@ -21,6 +21,7 @@ from monitor.core.errors import StoreError
 from monitor.core.supervise import stop, supervise
 from monitor.durable import connection as redisconn
 from monitor.durable.timers import Timers
+from monitor.incidents.intake import Intake
 from monitor.incidents.metrics import IncidentCollector, refresh_forever
 from monitor.incidents.router import Router
 from monitor.incidents.store import IncidentStore
@@ -34,6 +35,7 @@ from monitor.service.boundary import boundary
 from monitor.service.duties_api import duties_ctx
 from monitor.service.duties_api import routes as duties_routes
 from monitor.service.endpoints import routes, target_states
+from monitor.service.ingest import parse_stored
 from monitor.service.runtime import Runtime
 from probes import PROBES, ProbeContext
 
@@ -97,6 +99,8 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
     store = IncidentStore(client, timers)
     router = Router(store, lambda: rt.config)  # its calendar: the running config's work_calendar
     app[keys.ROUTER] = router
+    intake = Intake(client, router, parse_stored, cap=lambda: rt.config.api.max_new_incidents_per_request)
+    app[keys.INTAKE] = intake
     secret = cfg.api.link_secret_env or cfg.api.link_secret_file
     if secret is None:
         log.warning("ack_link_secret_missing", effect="links from this process die with it; set api.link_secret_env")
@@ -130,6 +134,7 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
 
     restarts = rt.metrics.task_restarts
     tasks = [asyncio.create_task(supervise("router_consumer", consume, restarts)),
+             asyncio.create_task(supervise("intake", intake.run, restarts)),
              asyncio.create_task(supervise("clock_timers", lambda: timers.run(router.clock_timer), restarts)),
              asyncio.create_task(supervise("incident_metrics", lambda: refresh_forever(collector, store), restarts))]
     yield

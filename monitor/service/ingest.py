@@ -73,7 +73,7 @@ def parse_alert(obj: Any, where: str, source: str, status: str | None = None,
                  starts_at=starts, ends_at=ends, generator_url=url, source=source)
 
 
-def parse_webhook(body: Any, window: Window | None = None) -> list[Alert]:
+def parse_webhook(body: Any, window: Window | None = None, now: datetime | None = None) -> list[Alert]:
     """Alertmanager webhook payload version 4."""
     if not isinstance(body, dict):
         raise Invalid("body: expected an Alertmanager webhook object")
@@ -85,7 +85,7 @@ def parse_webhook(body: Any, window: Window | None = None) -> list[Alert]:
     if len(alerts) > MAX_ALERTS:
         raise Invalid(f"alerts: at most {MAX_ALERTS} per request")
     out = []
-    now = datetime.now(timezone.utc)
+    now = now or datetime.now(timezone.utc)
     for i, a in enumerate(alerts):
         if not isinstance(a, dict):
             raise Invalid(f"alerts[{i}]: expected an object")
@@ -96,11 +96,17 @@ def parse_webhook(body: Any, window: Window | None = None) -> list[Alert]:
     return out
 
 
-def parse_list(body: Any, window: Window | None = None) -> list[Alert]:
+def parse_list(body: Any, window: Window | None = None, now: datetime | None = None) -> list[Alert]:
     """A JSON list of alerts in Alertmanager's v2 shape."""
     if not isinstance(body, list):
         raise Invalid("body: expected a JSON list of alerts")
     if len(body) > MAX_ALERTS:
         raise Invalid(f"body: at most {MAX_ALERTS} alerts per request")
-    now = datetime.now(timezone.utc)
+    now = now or datetime.now(timezone.utc)
     return [parse_alert(a, f"[{i}]", "api", now=now, window=window) for i, a in enumerate(body)]
+
+
+def parse_stored(kind: str, body: Any, now: datetime) -> list[Alert]:
+    """A body the API already checked and stored (``incidents/intake.py``), parsed again
+    as at its request's time: no window (it held then; it may not a moment later)."""
+    return parse_webhook(body, now=now) if kind == "webhook" else parse_list(body, now=now)

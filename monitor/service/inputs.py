@@ -67,10 +67,24 @@ async def read_body(request: web.Request, timeout: float, limit: int) -> bytes:
         raise Invalid(f"body: larger than the limit of {limit} bytes") from None
 
 
+_TIMES: dict[str, datetime] = {}  # text → time, of valid times only: a storm's alerts share a few
+
+
 def parse_time(value: Any, where: str) -> datetime:
     """An RFC 3339 time with an offset, between the years 2000 and 2099."""
     if not isinstance(value, str):
         raise Invalid(f"{where}: expected an RFC 3339 time string")
+    known = _TIMES.get(value)
+    if known is not None:
+        return known
+    dt = _parse_time(value, where)
+    if len(_TIMES) >= 4096:
+        _TIMES.clear()
+    _TIMES[value] = dt
+    return dt
+
+
+def _parse_time(value: str, where: str) -> datetime:
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:

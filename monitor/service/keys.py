@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
     from monitor.durable.connection import Health
     from monitor.incidents.drills import Drills
+    from monitor.incidents.intake import Intake
     from monitor.incidents.router import Router
     from monitor.paging.acklink import AckSigner
     from monitor.service.runtime import Runtime
@@ -24,5 +25,6 @@ REDIS: web.AppKey["aioredis.Redis"] = web.AppKey("redis")
 STORE_HEALTH: web.AppKey["Health"] = web.AppKey("store_health")
 ALERTS: web.AppKey["asyncio.Queue"] = web.AppKey("alerts", asyncio.Queue)
 ROUTER: web.AppKey["Router"] = web.AppKey("router")
+INTAKE: web.AppKey["Intake"] = web.AppKey("intake")
 ACK_SIGNER: web.AppKey["AckSigner"] = web.AppKey("ack_signer")
 DRILLS: web.AppKey["Drills"] = web.AppKey("drills")

@@ -58,6 +58,12 @@ def _errors(*codes: str) -> dict[str, dict]:
     return out
 
 
+def _with(op: dict, status: str, response: dict) -> dict:
+    """``op`` answering ``status`` too."""
+    op["responses"][status] = response
+    return op
+
+
 def _op(op_id: str, summary: str, ok: dict, errors: tuple[str, ...], params: list | None = None,
         body: dict | None = None, ok_status: str = "200", links: dict | None = None,
         security: list | None = None) -> dict:
@@ -122,6 +128,9 @@ _SCHEMAS = {
         "timeline": {"type": "array", "items": {"type": "object"}}, "timeline_intact": {"type": "boolean"}})]},
     "Accepted": _obj(["accepted", "incidents"], {"accepted": {"type": "integer", "minimum": 0},
                                                  "incidents": {"type": "array", "items": {"type": "string"}}}),
+    "Stored": _obj(["accepted"], {"accepted": {"type": "integer", "minimum": 0}}),
+    "Pending": _obj(["accepted", "pending"], {"accepted": {"type": "integer", "minimum": 0},
+                                              "pending": {"type": "boolean", "enum": [True]}}),
     "Targets": _obj(["targets"], {"targets": {"type": "array", "items": _obj(
         ["name", "kind", "site", "unit", "system"], {k: {"type": "string"} for k in ("name", "kind", "site", "unit",
                                                                                     "system")})}}),
@@ -130,16 +139,20 @@ _SCHEMAS = {
 _READY = _obj(["status", "checks"], {"status": {"type": "string"}, "checks": {"type": "object"}})
 _PATHS = {
     "/api/v1/alerts/alertmanager": {"post": _op(
-        "postAlertmanager", "Alertmanager webhook (payload version 4)", _json(_ref("Accepted"), "stored"),
-        ("400", "401", "403", "408", "503"), links=_FOLLOW_FIRST,
+        "postAlertmanager", "Alertmanager webhook (payload version 4)",
+        _json(_ref("Stored"), "stored durably (one Redis stream entry); placed in incidents just after"),
+        ("400", "401", "403", "408", "503"), ok_status="202",
         body=_obj(["version", "alerts"], {"version": {"type": "string", "enum": ["4"]},
                                           "alerts": {"type": "array", "maxItems": 50_000, "items": {**_ALERT, "properties": {
                                               **_ALERT["properties"],
                                               "status": {"type": "string", "enum": ["firing", "resolved"]}}}}}))},
-    "/api/v1/alerts": {"post": _op(
-        "postAlerts", "alerts in Alertmanager's v2 shape", _json(_ref("Accepted"), "stored"),
+    "/api/v1/alerts": {"post": _with(_op(
+        "postAlerts", "alerts in Alertmanager's v2 shape",
+        _json(_ref("Accepted"), "stored and placed: the incidents the alerts joined"),
         ("400", "401", "403", "408", "503"), links=_FOLLOW_FIRST,
-        body={"type": "array", "maxItems": 50_000, "items": _ALERT})},
+        body={"type": "array", "maxItems": 50_000, "items": _ALERT}),
+        "202", _json(_ref("Pending"), "stored durably, not placed within api.alert_wait (default 2 s); "
+                                      "the alerts join their incidents just after"))},
     "/api/v1/incidents": {
         "get": _op("listIncidents", "list incidents, newest first", _json(_ref("IncidentList"), "one page"),
                    ("400", "401", "403", "503"), params=[

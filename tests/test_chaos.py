@@ -1,0 +1,142 @@
+"""Chaos (issue 12), against real ``hallmon run`` processes and the test redis-server:
+
+* a SIGKILL loop under a stream of webhook alerts: every alert answered 2xx is in an
+  incident once the last process has reclaimed what the killed ones left;
+* two replicas racing on the same new groups: one incident per group, never a 5xx.
+
+Redis stopped or not yet started, and a saturated pool, are in ``test_api_faults``;
+a receiver answering 500 or hanging, in ``test_delivery`` and ``test_paging_kill``.
+The short form runs with the suite; ``make chaos`` (HALLMON_CHAOS=long) runs the long
+one. Each test prints its figures (``pytest -s``)."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from datetime import datetime, timezone
+
+import aiohttp
+import pytest
+import redis
+
+from tests.routerkit import TOKENS, auth, org_config
+
+pytestmark = pytest.mark.chaos
+LONG = os.environ.get("HALLMON_CHAOS") == "long"
+
+
+def webhook(alerts: list[dict]) -> dict:
+    return {"version": "4", "status": "firing", "receiver": "hallmon", "alerts": alerts}
+
+
+def fault(target: str, system: str = "core", fault_: str = "system.down") -> dict:
+    return {"labels": {"alertname": "HallmonFault", "fault": fault_, "site": "u1a", "unit": "u1", "system": system,
+                       "target": target}, "startsAt": datetime.now(timezone.utc).isoformat(), "status": "firing"}
+
+
+def stored_targets(r: redis.Redis) -> set[str]:
+    out = set()
+    for inc_id in r.zrange("hallmon:incidents", 0, -1):
+        for raw in r.hvals(f"hallmon:incident:{inc_id}:alerts"):
+            out.add(json.loads(raw)["labels"]["target"])
+    return out
+
+
+async def test_sigkill_loop_under_an_alert_stream_loses_no_acknowledged_alert(tmp_path, redis_url, service):
+    kills = 12 if LONG else 3
+    config = tmp_path / "hall.yml"
+    config.write_text(org_config(redis_url), encoding="utf-8")
+    svc = await asyncio.to_thread(service, config, env=TOKENS)
+    base = svc.base
+    acked: set[str] = set()
+    refused = 0
+    sent = 0
+    stop = asyncio.Event()
+
+    async def stream(session: aiohttp.ClientSession, lane: int) -> None:
+        nonlocal refused, sent
+        k = 0
+        while not stop.is_set():
+            batch = [fault(f"l{lane}-{k}-{j}") for j in range(20)]
+            k += 1
+            sent += len(batch)
+            try:
+                async with session.post(f"{base}/api/v1/alerts/alertmanager", json=webhook(batch),
+                                        headers=auth()) as resp:
+                    await resp.read()
+                    if resp.status == 202:
+                        acked.update(a["labels"]["target"] for a in batch)
+                    else:
+                        refused += len(batch)
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                refused += len(batch)  # the process was killed under it: the sender retries
+                await asyncio.sleep(0.05)
+
+    t0 = time.monotonic()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        lanes = [asyncio.create_task(stream(session, lane)) for lane in range(4)]
+        for _ in range(kills):
+            await asyncio.sleep(0.7)
+            os.kill(svc.proc.pid, signal.SIGKILL)
+            await asyncio.to_thread(svc.proc.wait)
+            svc = await asyncio.to_thread(service, config, env=TOKENS)
+        await asyncio.sleep(0.7)
+        stop.set()
+        await asyncio.gather(*lanes)
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    t1 = time.monotonic()
+    while time.monotonic() - t1 < 60 and (r.xlen("hallmon:intake") or not acked <= stored_targets(r)):
+        await asyncio.sleep(0.2)  # the last process reclaims what the killed ones read (after 5 s idle)
+    drained = time.monotonic() - t1
+    stored = stored_targets(r)
+    incidents = r.zcard("hallmon:incidents")
+    print(f"\nSIGKILL loop: {kills} kills in {time.monotonic() - t0:.1f} s; {sent} alerts sent, {len(acked)} "
+          f"acknowledged (202), {refused} refused while down; {len(acked & stored)} of the acknowledged stored, "
+          f"{len(stored)} stored in all, {incidents} incident(s); drained {drained:.1f} s after the last kill")
+    assert acked and acked <= stored, f"{len(acked - stored)} acknowledged alerts lost"
+    assert incidents == 1  # one outage, one incident, whatever the kills
+    assert r.xlen("hallmon:intake") == 0
+
+
+async def test_two_replicas_racing_on_new_groups_open_one_incident_each(tmp_path, redis_url, service):
+    rounds, groups = (10, 40) if LONG else (3, 20)
+    replicas = []
+    for name in ("a", "b"):
+        config = tmp_path / f"hall-{name}.yml"
+        config.write_text(org_config(redis_url), encoding="utf-8")
+        replicas.append(await asyncio.to_thread(service, config, env=TOKENS))
+    statuses: list[int] = []
+    t0 = time.monotonic()
+    async with aiohttp.ClientSession() as session:
+        async def post(base: str, body: list[dict]) -> None:
+            async with session.post(f"{base}/api/v1/alerts", json=body, headers=auth()) as resp:
+                await resp.read()
+                statuses.append(resp.status)
+        for k in range(rounds):
+            # the same new groups (distinct systems of an unmapped fault) to both at once,
+            # each in several requests so that openings interleave
+            body = [{**fault(f"r{k}-{g}", system=f"sys-{k}-{g}", fault_="custom.fault")} for g in range(groups)]
+            for a in body:
+                a.pop("status")
+            chunks = [body[i:i + 5] for i in range(0, groups, 5)]
+            await asyncio.gather(*(post(svc.base, c) for svc in replicas for c in chunks))
+    elapsed = time.monotonic() - t0
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    for _ in range(200):
+        if not r.xlen("hallmon:intake"):
+            break
+        await asyncio.sleep(0.05)
+    docs = [json.loads(r.get(f"hallmon:incident:{i}")) for i in r.zrange("hallmon:incidents", 0, -1)]
+    by_group: dict[str, int] = {}
+    for d in docs:
+        by_group[d["group"]] = by_group.get(d["group"], 0) + 1
+    print(f"\ntwo replicas, {rounds} rounds of {groups} new groups posted to both at once: {len(statuses)} requests "
+          f"({statuses.count(200)} x 200, {statuses.count(202)} x 202, {statuses.count(503)} x 503), "
+          f"{len(docs)} incidents for {rounds * groups} groups in {elapsed:.1f} s")
+    assert not [s for s in statuses if s >= 500 and s != 503]
+    assert set(statuses) <= {200, 202, 503}
+    assert len(by_group) == rounds * groups and set(by_group.values()) == {1}
+    alerts = sum(d["alerts_total"] for d in docs)
+    assert alerts == rounds * groups  # each alert once, though both replicas placed it
