@@ -278,16 +278,8 @@ def _cross_checks(data: Any, file: str) -> list[ConfigIssue]:
 
 
 def _references(cfg: Config, data: Any, file: str) -> list[ConfigIssue]:
-    """Plans that exist and validate; token units that exist."""
+    """Paging references that resolve; token units and people that exist."""
     issues = []
-    refs = [(("plan",), cfg.plan)] + [(("organisation", "units", i, "plan"), u.plan)
-                                      for i, u in enumerate(cfg.organisation.units) if u.plan]
-    for loc, ref in refs:
-        try:
-            load_plan(ref)
-        except ConfigError as err:
-            path, line = locate(data, loc)
-            issues += [ConfigIssue(file, line, path, str(i)) for i in err.issues]
     for loc, message in cfg.paging.cross_issues():
         path, line = locate(data, loc)
         issues.append(ConfigIssue(file, line, path, message))
@@ -303,6 +295,26 @@ def _references(cfg: Config, data: Any, file: str) -> list[ConfigIssue]:
     return issues
 
 
+def _plans(data: dict, file: str) -> list[ConfigIssue]:
+    """Plans that exist and validate, read from the document itself so that an unknown
+    plan is reported in the same pass as every schema error."""
+    org = data.get("organisation")
+    units = org.get("units") if isinstance(org, dict) else None
+    refs = [(("plan",), data.get("plan", "default"))] + [
+        (("organisation", "units", i, "plan"), u.get("plan"))
+        for i, u in enumerate(units if isinstance(units, list) else []) if isinstance(u, dict)]
+    issues = []
+    for loc, ref in refs:
+        if not isinstance(ref, str) or not ref:
+            continue  # absent, or not a string: the schema reports it
+        try:
+            load_plan(ref)
+        except ConfigError as err:
+            path, line = locate(data, loc)
+            issues += [ConfigIssue(file, line, path, str(i)) for i in err.issues]
+    return issues
+
+
 def validate_config(data: Any, file: str) -> Config:
     if not isinstance(data, dict):
         raise ConfigError([ConfigIssue(file, getattr(data, "line", 1), "", "expected a mapping at the top level")])
@@ -313,6 +325,7 @@ def validate_config(data: Any, file: str) -> Config:
     except ValidationError as err:
         issues += schema_issues(err, data, file, kinds=tuple(PROBES))
     issues += _cross_checks(data, file)
+    issues += _plans(data, file)
     if cfg is not None:
         issues += _references(cfg, data, file)
     if issues or cfg is None:
