@@ -18,7 +18,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiosmtpd.controller import Controller
 
+from monitor.cli import summary
+from monitor.cli.incidents import explain
 from monitor.cli.main import COMMANDS
+from monitor.config.model import load_config
+from monitor.core.faultnames import fault_name
+from monitor.core.secret import secrets_optional
+from monitor.incidents.view import ConfigView
+from monitor.plans.model import builtin_ids
+from monitor.service.ingest import parse_list
 from simulators.redisproc import free_port
 from tests.conftest import ROOT, write_config
 from tests.robots import Robots
@@ -330,3 +338,33 @@ def test_run_with_paging_gives_no_such_warning(tmp_path, redis_url, service, sec
     cfg.write_text(text, encoding="utf-8")
     svc = service(cfg, env={**TOKENS, "NC_WEBHOOK_SECRET": "s", "NC_DING_TOKEN": "t", "NC_DING_SECRET": "s"})
     assert not [e for e in svc.events() if e.get("event") == "paging_not_configured"]
+
+
+# ── every built-in plan ──────────────────────────────────────────────────────────
+
+@pytest.mark.parametrize("plan", builtin_ids())
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_summaries_read_in_words_under_every_built_in_plan(tmp_path, plan, lang):
+    """The same incidents the service would open (plan explain's path), shown as the CLI
+    shows them: every fault in words, every clock by its title with its local due time."""
+    cfg = tmp_path / "hall.yml"
+    cfg.write_text(org_config("redis://127.0.0.1:1/0", plan=plan), encoding="utf-8")
+    with secrets_optional():
+        view = ConfigView.from_config(load_config(cfg)).with_plan(plan)
+    now = datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc)
+    raw = [alert(f, "u1a", "u1", starts=now - timedelta(minutes=5)) for f in
+           ("system.down", "power.on_battery", "pos.link_down", "queue.down", "network.down")]
+    incidents = explain(parse_list(raw), view, now)
+    assert len(incidents) >= 3
+    org = summary.Org(ZoneInfo("Asia/Shanghai"), {"u1": "测试一关"}, {"u1a": "测试一关甲厅"}, ())
+    docs = [inc.public_json() for inc in incidents]
+    listed = summary.list_text(docs, org, lang)
+    for inc, doc in zip(incidents, docs):
+        shown = summary.show_text(doc, org, lang)
+        for fault in inc.faults:
+            assert f"{fault_name(fault, lang)}" in shown and fault_name(fault, lang, code=False) in listed
+        assert "测试一关甲厅" in shown and "u1a" not in shown
+        for clock in inc.clocks:
+            title = clock.title_en if lang == "en" else clock.title
+            due = clock.due_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+            assert any(title in line and due in line for line in shown.splitlines()), (plan, clock.id)
