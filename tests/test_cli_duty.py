@@ -251,6 +251,15 @@ def test_check_config_and_probe_need_no_secrets_and_take_c(tmp_path):
         res = run(*args)
         assert res.returncode == 0, res.stderr
         assert "ok (" in res.stdout and "env:DINGTALK_TOKEN" in res.stdout  # named, not an error
+    # the other offline commands that read a config need no secret either
+    res = run("oncall", "who", "-c", example, "--at", "2026-12-01T10:00+08:00", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)
+    alerts = tmp_path / "alerts.json"
+    alerts.write_text(json.dumps([alert("system.down", "futian-hall", "futian")]))
+    res = run("plan", "explain", "-c", example, "--alerts", str(alerts), "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)[0]["sites"] == ["futian-hall"]
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()

@@ -20,6 +20,7 @@ from monitor.cli import summary
 from monitor.config.model import load_config
 from monitor.core.alert import Alert
 from monitor.core.errors import ConfigError, Invalid
+from monitor.core.secret import secrets_optional
 from monitor.incidents import lifecycle
 from monitor.incidents.classify import group
 from monitor.incidents.records import Incident
@@ -192,7 +193,8 @@ def cmd_plan_explain(args: argparse.Namespace) -> int:
             data = json.load(f)
         alerts = parse_webhook(data) if isinstance(data, dict) else parse_list(data)
         if args.config:
-            view = ConfigView.from_config(load_config(args.config))
+            with secrets_optional():  # explaining needs no token or robot key
+                view = ConfigView.from_config(load_config(args.config))
             if args.plan:
                 view = view.with_plan(args.plan)
         else:

@@ -8,11 +8,13 @@ from datetime import datetime, timezone
 
 from monitor.config.model import load_config
 from monitor.core.errors import ConfigError
+from monitor.core.secret import secrets_optional
 from monitor.paging.rosters import Rosters
 
 
 def _rosters(args: argparse.Namespace) -> Rosters:
-    cfg = load_config(args.config)
+    with secrets_optional():  # rosters need no token or robot key
+        cfg = load_config(args.config)
     return Rosters(cfg.paging, cfg.work_calendar)
 
 
