@@ -22,6 +22,7 @@ from monitor.cli import summary
 from monitor.cli.incidents import explain
 from monitor.cli.main import COMMANDS
 from monitor.config.model import load_config
+from monitor.core.errors import ConfigError
 from monitor.core.faultnames import fault_name
 from monitor.core.secret import secrets_optional
 from monitor.incidents.view import ConfigView
@@ -310,11 +311,14 @@ def test_check_config_reports_every_error_in_one_pass(tmp_path):
           channels:
             - {id: c1, type: dingtalk, url: "http://127.0.0.1:1/x", tokn_env: X}
             - {id: c2, type: webhook, url: 5}
+        api:
+          tokens:
+            - {name: port, secret_env: NC_ABSENT, scopes: [incidents:read], units: [nope]}
         """)
     res = run("check-config", "-c", str(cfg))
     assert res.returncode == 1
     lines = res.stderr.splitlines()
-    assert lines[-1] == "5 error(s)"
+    assert lines[-1] == "6 error(s)"
     assert lines[:-1] == [
         f"{cfg}:2: plan: no-such-plan: no such plan; built in: default, guizhou-tax, hohhot-customs, putian-tax, "
         "shenzhen-customs, xiamen-tax",
@@ -323,6 +327,7 @@ def test_check_config_reports_every_error_in_one_pass(tmp_path):
         f"{cfg}:13: organisation.units[0].sites[0].targets[0].interval: expected a duration like 10s, got -5",
         f"{cfg}:18: paging.channels[0].tokn_env: unknown key (a typo?)",
         f"{cfg}:19: paging.channels[1].url: Input should be a valid string, got 5",
+        f"{cfg}:22: api.tokens[0].units[0]: no unit 'nope'",  # checked though the schema failed elsewhere
     ]
     assert run("check-config").returncode == 2
 
@@ -377,3 +382,32 @@ def test_summaries_read_in_words_under_every_built_in_plan(tmp_path, plan, lang)
             title = clock.title_en if lang == "en" else clock.title
             due = clock.due_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
             assert any(title in line and due in line for line in shown.splitlines()), (plan, clock.id)
+
+
+def test_paging_references_are_checked_in_the_same_pass_as_schema_errors(tmp_path):
+    cfg = write_config(tmp_path / "bad.yml", """\
+        organisation:
+          name: t
+          units:
+            - id: u1
+              name: 测试单位
+              sites:
+                - id: s1
+                  name: 测试现场
+                  targets:
+                    - {name: a, kind: net.tcp, address: "127.0.0.1:9", interval: soon}
+        paging:
+          people:
+            - {id: p1, name: 测试值班长甲, channels: [hook]}
+          channels:
+            - {id: hook, type: webhook, url: "http://127.0.0.1:9/x"}
+          policies:
+            - id: default
+              steps:
+                - {notify: {roster: missing, layer: duty_chief}}
+        """)
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    assert [(i.line, i.path) for i in err.value.issues] == [
+        (11, "organisation.units[0].sites[0].targets[0].interval"),
+        (20, "paging.policies[0].steps[0].notify.roster")]
