@@ -160,6 +160,7 @@ def test_flag_sets_harm_flags_and_bad_flags_change_nothing(tmp_path, redis_url, 
     assert after["timeline"][-1]["action"] == "flags_set" and after["timeline"][-1]["actor"] == "测试值班领导甲"
     shown = run("incidents", "show", inc_id, env=env).stdout
     assert "伤亡与损失：有人员死亡、有财产损失" in shown
+    assert "测试值班领导甲  登记伤亡与损失  2 → 1 (harm-casualties)；有人员死亡、有财产损失；现场报告一人死亡" in shown
 
 
 # ── channel test ─────────────────────────────────────────────────────────────────

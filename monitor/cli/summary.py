@@ -148,6 +148,27 @@ def list_text(docs: list[Mapping[str, Any]], org: Org, lang: str) -> str:
     return table(rows) + "\n" + t("cli.times", lang, tz=org.timezone.key)
 
 
+def detail_text(e: TimelineEntry, lang: str) -> str:
+    """What a timeline entry changed, in short (as the console's ``detailText`` says it)."""
+    d = e.detail
+    bits: list[str] = []
+    if "from" in d and "to" in d:
+        bits.append(f"{d['from']} → {d['to']}")
+    if isinstance(d.get("upgraded"), Mapping):
+        up = d["upgraded"]
+        bits.append(f"{up.get('from')} → {up.get('to')} ({up.get('rule')})")
+    if d.get("clock"):
+        bits.append(str(d["clock"]))
+    if isinstance(d.get("flags"), list):
+        bits.append("、".join(t(f"flag.{f}", lang) if f"flag.{f}" in STRINGS else str(f) for f in d["flags"]))
+    bits += [str(d[k]) for k in ("reason", "result", "note") if d.get(k)]
+    if d.get("late"):
+        bits.append(t("clock.latefiled", lang))
+    if "alerts" in d and e.action != "report_filed":
+        bits.append(f"{t('inc.alerts', lang)}: {d['alerts']}")
+    return ("；", "; ")[lang == "en"].join(bits)
+
+
 def show_text(d: Mapping[str, Any], org: Org, lang: str) -> str:
     """``incidents show``: the summary a duty officer reads."""
     inc = Shown.from_json(d)
@@ -188,7 +209,8 @@ def show_text(d: Mapping[str, Any], org: Org, lang: str) -> str:
         lines.append(t("cli.last", lang, n=len(last), total=len(inc.timeline)) + sep.rstrip())
         for e in last:
             action = t(f"action.{e.action}", lang) if f"action.{e.action}" in STRINGS else e.action
-            lines.append(f"  {org.local(e.at, seconds=True)}  {e.actor}  {action}")
+            detail = detail_text(e, lang)
+            lines.append(f"  {org.local(e.at, seconds=True)}  {e.actor}  {action}" + (f"  {detail}" if detail else ""))
         if inc.timeline_intact is not None:
             lines.append("  " + t("inc.intact" if inc.timeline_intact else "inc.broken", lang))
     lines.append(t("cli.raw", lang, id=inc.id))
