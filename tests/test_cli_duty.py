@@ -281,11 +281,18 @@ def test_check_config_and_probe_need_no_secrets_and_take_c(tmp_path):
                       name: 测试现场
                       targets:
                         - {{name: up, kind: net.tcp, address: "127.0.0.1:{port}"}}
+                        - {{name: ups-v3, kind: ups.snmp, address: "127.0.0.1:{port}", version: v3, user: hallmon,
+                            auth_key_env: NC_ABSENT_SNMP_KEY}}
             """)
-        res = run("probe", "-c", str(cfg), "--json")
+        res = run("check-config", "-c", str(cfg))
+        assert res.returncode == 0, res.stderr
+        assert "env:NC_ABSENT_TOKEN" in res.stdout and "env:NC_ABSENT_SNMP_KEY" in res.stdout
+        res = run("probe", "-c", str(cfg), "up", "--json")
         assert res.returncode == 0, res.stderr
         [row] = json.loads(res.stdout)
         assert row["target"] == "up" and row["ok"] is True
+        res = run("probe", "-c", str(cfg), "ups-v3")  # a target's own secret is needed to probe it
+        assert res.returncode == 2 and "target ups-v3 needs env:NC_ABSENT_SNMP_KEY" in res.stderr
     finally:
         listener.close()
     res = run("run", "-c", str(cfg))  # the service itself still refuses to start without them

@@ -16,14 +16,9 @@ import aiohttp
 from monitor.cli.summary import t
 from monitor.config.model import Config, load_config
 from monitor.core.errors import ChannelError, ConfigError
-from monitor.core.secret import Secret, secrets_optional
+from monitor.core.secret import secrets_optional, unreadable
 from monitor.paging.channels import sender
 from monitor.paging.messages import Message
-
-
-def _unreadable(channel: object) -> list[str]:
-    """Sources of the channel's own secrets that could not be read here."""
-    return [v.source for v in vars(channel).values() if isinstance(v, Secret) and not v.value]
 
 
 async def send_test(cfg: Config, channel_id: str, lang: str) -> str:
@@ -31,7 +26,7 @@ async def send_test(cfg: Config, channel_id: str, lang: str) -> str:
     if channel is None:
         known = ", ".join(c.id for c in cfg.paging.channels) or "none"
         raise ValueError(f"no channel {channel_id!r} in paging.channels (configured: {known})")
-    if missing := _unreadable(channel):
+    if missing := unreadable(channel):
         raise ValueError(f"channel {channel_id!r} needs {', '.join(missing)}, not readable here")
     # the first person this channel reaches stands in as the recipient (an SMS needs a phone)
     person = next((p for p in cfg.paging.people if channel_id in p.channels), None)

@@ -20,7 +20,7 @@ from monitor.cli import channel, demo, duties, incidents, oncall
 from monitor.config.model import load_config
 from monitor.core.errors import ConfigError
 from monitor.core.logs import configure
-from monitor.core.secret import secrets_optional
+from monitor.core.secret import secrets_optional, unreadable
 from monitor.core.version import version
 from monitor.service.serve import event_loop_policy, serve
 from probes import PROBES, ProbeContext
@@ -60,7 +60,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"{path}: ok ({len(cfg.organisation.units)} units, {len(cfg.sites)} sites, "
           f"{len(cfg.targets)} targets)")
     if absent:
-        print(f"note: not readable here, needed by `hallmon run`: {', '.join(absent)}")
+        print(f"note: not readable here, needed by `hallmon run`: {', '.join(dict.fromkeys(absent))}")
     return 0
 
 
@@ -73,6 +73,9 @@ async def probe_once(path: str, names: list[str]) -> list[dict]:
     unknown = set(names) - {t.name for t in targets}
     if unknown:
         raise ValueError(f"no such target: {', '.join(sorted(unknown))}")
+    for t in targets:  # a target's own secrets (an SNMPv3 key) are needed, the rest are not
+        if missing := unreadable(t.spec):
+            raise ValueError(f"target {t.name} needs {', '.join(missing)}, not readable here")
     async with aiohttp.ClientSession() as session:
         probes = {k: cls(ProbeContext(session)) for k, cls in PROBES.items()}
         checker = Checker(probes, FaultTracker(), ReadingSeries(), ServiceMetrics(CollectorRegistry()),

@@ -52,6 +52,12 @@ def secrets_optional():
         _ABSENT.reset(token)
 
 
+def unreadable(model: Any) -> list[str]:
+    """Sources of a config object's own secrets that ``secrets_optional`` let through
+    unread: a command that needs them (a channel test, a probe) names them and stops."""
+    return [v.source for v in vars(model).values() if isinstance(v, Secret) and not v.value]
+
+
 def _missing(source: str, message: str) -> Secret:
     absent = _ABSENT.get()
     if absent is None:
