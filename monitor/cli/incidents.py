@@ -103,7 +103,8 @@ def cmd_incidents(args: argparse.Namespace) -> int:
         elif args.action == "level":
             data = call(args, "POST", f"{path}/level", {"level": args.level, "by": args.by, "reason": args.reason})
         elif args.action == "flag":
-            data = call(args, "POST", f"{path}/flags", {"flags": args.flag, "by": args.by, "reason": args.reason})
+            data = call(args, "POST", f"{path}/flags",
+                        {"flags": list(dict.fromkeys(args.flag)), "by": args.by, "reason": args.reason})
         else:  # resolve
             data = call(args, "POST", f"{path}/resolve",
                         {"by": args.by, "result": args.result, **({"at": args.at} if args.at else {})})
