@@ -127,6 +127,8 @@ def test_show_and_list_read_as_a_duty_officer_reads_them(tmp_path, redis_url, se
 
     res = run("incidents", "ack", inc_id, "--by", "测试值班长甲", env=env)
     assert res.returncode == 0 and "已确认" in res.stdout
+    res = run("incidents", "show", inc_id, env={**env, "HALLMON_URL": f"http://127.0.0.1:{closed_port()}"})
+    assert res.returncode == 1 and "cannot reach" in res.stderr and res.stdout == ""  # the service down
     en = run("incidents", "show", inc_id, "--lang", "en", env=env).stdout
     assert "Core business system unreachable (system.down)" in en and "Acknowledged by: 测试值班长甲" in en
     assert "Timeline (last 2 of 2)" in en and "Pending" in en and "(times in Asia/Shanghai)" in en
@@ -183,6 +185,7 @@ paging:
     - {{id: ops-mail, type: email, to: duty-a@example.invalid, smtp: "127.0.0.1:{smtp}", starttls: false}}
     - {{id: ops-ding, type: dingtalk, url: "{base}/robot/send", token_env: NC_DING_TOKEN, secret_env: NC_DING_SECRET}}
     - {{id: gone, type: webhook, url: "http://127.0.0.1:{closed}/page"}}
+    - {{id: hung, type: webhook, url: "http://127.0.0.1:{hung}/page", timeout: 1s}}
   rosters:
     - id: hall-duty
       timezone: Asia/Shanghai
@@ -206,10 +209,13 @@ async def test_channel_test_sends_through_the_configured_channel(tmp_path):
     inbox = Inbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
     controller.start()
+    hung = socket.socket()  # accepts connections (the backlog) and never answers
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(8)
     try:
         cfg = tmp_path / "hall.yml"
         cfg.write_text(org_config("redis://127.0.0.1:1/0") + CHANNELS.format(
-            base=robots.base, smtp=controller.port, closed=closed_port()),
+            base=robots.base, smtp=controller.port, closed=closed_port(), hung=hung.getsockname()[1]),
             encoding="utf-8")
         secrets = {"NC_WEBHOOK_SECRET": "hook-secret-0123", "NC_DING_TOKEN": robots.dingtalk_token,
                    "NC_DING_SECRET": robots.dingtalk_secret}
@@ -235,12 +241,15 @@ async def test_channel_test_sends_through_the_configured_channel(tmp_path):
         # failures: a peer down, an unknown channel, a channel whose secret is absent here
         code, out, err = await arun("channel", "test", "gone", "-c", str(cfg), env=secrets)
         assert code == 1 and "渠道 gone 发送失败" in err
+        code, out, err = await arun("channel", "test", "hung", "-c", str(cfg), "--lang", "en", env=secrets)
+        assert code == 1 and "Channel hung failed" in err  # the channel's own timeout ends the wait
         code, out, err = await arun("channel", "test", "nope", "-c", str(cfg), env=secrets)
         assert code == 2 and "no channel 'nope'" in err and "ops-webhook" in err
         code, out, err = await arun("channel", "test", "ops-ding", "-c", str(cfg))
         assert code == 2 and "env:NC_DING_TOKEN" in err
         assert len(robots.received["webhook"]) == 1 and len(robots.received["dingtalk"]) == 1
     finally:
+        hung.close()
         controller.stop()
         await robots.stop()
 
@@ -355,7 +364,7 @@ def test_run_warns_once_without_paging_and_shift_report_says_no_roster(tmp_path,
 
 @pytest.mark.parametrize("section", [CHANNELS])
 def test_run_with_paging_gives_no_such_warning(tmp_path, redis_url, service, section):
-    text = org_config(redis_url) + section.format(base="http://127.0.0.1:1", smtp=1, closed=1)
+    text = org_config(redis_url) + section.format(base="http://127.0.0.1:1", smtp=1, closed=1, hung=1)
     cfg = tmp_path / "hall.yml"
     cfg.write_text(text, encoding="utf-8")
     svc = service(cfg, env={**TOKENS, "NC_WEBHOOK_SECRET": "s", "NC_DING_TOKEN": "t", "NC_DING_SECRET": "s"})
