@@ -29,7 +29,7 @@ class LineList(list):
 
 
 class _Loader(yaml.SafeLoader):
-    pass
+    duplicates: list[tuple[int, Any]]  # (line, key) of every key seen twice in one mapping
 
 
 def _mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
