@@ -135,11 +135,14 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_core, d
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hallmon", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="hallmon", description="hallmon: monitoring, incidents and paging for service halls and ports.",
+        epilog="`hallmon COMMAND --help` shows a command's options. The API clients (incidents, drill, "
+               "shift-report…) read $HALLMON_URL and $HALLMON_TOKEN.")
     parser.add_argument("--version", action="version", version=f"hallmon {version()}")
     parser.add_argument("--log-format", choices=("auto", "console", "json"), default="auto",
                         help="log lines as text for a terminal, JSON, or by whether stderr is a terminal")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in COMMANDS:
         register(sub)
     args = parser.parse_args(argv)
