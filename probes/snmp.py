@@ -88,7 +88,8 @@ class SnmpSpec(TargetSpec, Thresholds):
         if self.version == "v3" and (self.user is None or (self.auth_key_env or self.auth_key_file) is None):
             raise ValueError("v3 needs user and auth_key_env (or auth_key_file)")
         for key in (self.auth_key_env or self.auth_key_file, self.priv_key_env or self.priv_key_file):
-            if self.version == "v3" and key is not None and len(key.value) < 8:
+            # an empty value: a key not read (check-config away from the secrets), not a short one
+            if self.version == "v3" and key is not None and key.value and len(key.value) < 8:
                 raise ValueError(f"{key.source}: an SNMPv3 key needs at least 8 characters (RFC 3414)")
         return self
 

@@ -64,11 +64,11 @@ def test_incidents_commands_and_drill_through_the_api(tmp_path, redis_url, servi
     res = run("incidents", "draft", inc_id, "--kind", "phone", "--lang", "en", env=env)
     assert "[DRILL]" in res.stdout and "Place: 测试三关 测试三关大厅" in res.stdout
     res = run("incidents", "level", inc_id, "2", "--by", "测试值班领导甲", "--reason", "演练升级", env=env)
-    assert res.returncode == 0 and " L2 " in res.stdout
+    assert res.returncode == 0 and "二级" in res.stdout
     res = run("incidents", "report", inc_id, "phone-report", "--by", "测试值班长甲", "--note", "已电话报告", env=env)
     assert res.returncode == 0
     res = run("incidents", "resolve", inc_id, "--by", "测试值班长甲", "--result", "演练结束", env=env)
-    assert res.returncode == 0 and "resolved" in res.stdout
+    assert res.returncode == 0 and "已关闭" in res.stdout
     out = tmp_path / "export.jsonl"
     assert run("incidents", "export", "--since", "2026-01-01T00:00:00+08:00", "-o", str(out), env=env).returncode == 0
     [line] = out.read_text().splitlines()

@@ -275,7 +275,18 @@ async def test_open_incidents_read_lists_the_live_ones_the_token_sees(tmp_path, 
                           headers=auth("T_CHIEF")) as r:
             assert r.status == 200
         async with s.get(f"{svc.base}/api/v1/incidents-open", headers=auth("T_CHIEF")) as r:
-            assert {d["id"] for d in (await r.json())["incidents"]} == {hall_id, port_id}
+            rows = (await r.json())["incidents"]
+            assert {d["id"] for d in rows} == {hall_id, port_id}
+        # each a lean row (what the list shows), the detail view keeps the whole document
+        async with s.get(f"{svc.base}/api/v1/incidents/{hall_id}", headers=auth("T_CHIEF")) as r:
+            full = await r.json()
+        row = next(d for d in rows if d["id"] == hall_id)
+        assert set(row) == {"id", "status", "level", "level_name", "category", "faults", "sites", "detected_at",
+                            "updated_at", "drill", "maintenance", "recovered", "clocks"}
+        assert {k: full[k] for k in row if k != "clocks"} == {k: v for k, v in row.items() if k != "clocks"}
+        assert row["clocks"] == [{k: c[k] for k in ("id", "title", "title_en", "due_at", "status")}
+                                 for c in full["clocks"] if c["status"] != "met"] != []
+        assert "decision" in full and "timeline" in full and len(json.dumps(row)) * 3 < len(json.dumps(full))
         async with s.get(f"{svc.base}/api/v1/incidents-open", headers=auth("T_AGENCY")) as r:
             assert [d["id"] for d in (await r.json())["incidents"]] == [port_id]
         async with s.get(f"{svc.base}/api/v1/incidents-open") as r:

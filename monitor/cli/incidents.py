@@ -16,15 +16,17 @@ import urllib.request
 from datetime import datetime, timezone
 from typing import Any
 
+from monitor.cli import summary
 from monitor.config.model import load_config
 from monitor.core.alert import Alert
 from monitor.core.errors import ConfigError, Invalid
+from monitor.core.secret import secrets_optional
 from monitor.incidents import lifecycle
 from monitor.incidents.classify import group
 from monitor.incidents.records import Incident
 from monitor.incidents.view import ConfigView
 from monitor.plans import coverage
-from monitor.plans.model import load_plan
+from monitor.plans.model import FLAGS, load_plan
 from monitor.service.ingest import parse_list, parse_webhook
 
 SCENARIOS = {  # drill scenario → the fault it simulates
@@ -57,14 +59,9 @@ def call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> 
         raise ApiError(f"cannot reach {args.url}: {err.reason}") from None
 
 
-def _row(i: dict) -> str:
-    due = [c for c in i["clocks"] if c["status"] == "pending"]
-    nxt = min(due, key=lambda c: c["due_at"]) if due else None
-    flags = "".join(f for f, on in (("D", i.get("drill")), ("M", i.get("maintenance")), ("U", i.get("unmapped")),
-                                    ("R", i.get("recovered"))) if on) or "-"
-    return (f"{i['id']:<20} L{i['level']} {i['status']:<12} {flags:<4} {i['category']:<12} "
-            f"{','.join(i['sites']):<24} {i['detected_at']}  next: "
-            f"{nxt['id'] + ' ' + nxt['due_at'] if nxt else '-'}")
+def org(args: argparse.Namespace) -> summary.Org:
+    """The names and time zone the token's organisation has (from the API, not a config file)."""
+    return summary.Org.from_json(call(args, "GET", "/api/v1/whoami"))
 
 
 def cmd_incidents(args: argparse.Namespace) -> int:
@@ -75,8 +72,7 @@ def cmd_incidents(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(data["incidents"], ensure_ascii=False, indent=2))
             else:
-                for inc in data["incidents"]:
-                    print(_row(inc))
+                print(summary.list_text(data["incidents"], org(args), args.lang))
             return 0
         if args.action == "export":
             since = args.since or "2000-01-01T00:00:00+00:00"
@@ -106,18 +102,23 @@ def cmd_incidents(args: argparse.Namespace) -> int:
             data = call(args, "POST", f"{path}/reports/{args.clock}", body)
         elif args.action == "level":
             data = call(args, "POST", f"{path}/level", {"level": args.level, "by": args.by, "reason": args.reason})
+        elif args.action == "flag":
+            data = call(args, "POST", f"{path}/flags",
+                        {"flags": list(dict.fromkeys(args.flag)), "by": args.by, "reason": args.reason})
         else:  # resolve
             data = call(args, "POST", f"{path}/resolve",
                         {"by": args.by, "result": args.result, **({"at": args.at} if args.at else {})})
+        if isinstance(data, str):
+            print(data)
+        elif args.json:
+            print(json.dumps(data, ensure_ascii=False, indent=2))
+        elif args.action == "show":
+            print(summary.show_text(data, org(args), args.lang))
+        else:
+            print(summary.list_text([data], org(args), args.lang))
     except ApiError as err:
         print(f"hallmon incidents: {err}", file=sys.stderr)
         return 1
-    if isinstance(data, str):
-        print(data)
-    elif args.json or args.action == "show":
-        print(json.dumps(data, ensure_ascii=False, indent=2))
-    else:
-        print(_row(data))
     return 0
 
 
@@ -193,7 +194,8 @@ def cmd_plan_explain(args: argparse.Namespace) -> int:
             data = json.load(f)
         alerts = parse_webhook(data) if isinstance(data, dict) else parse_list(data)
         if args.config:
-            view = ConfigView.from_config(load_config(args.config))
+            with secrets_optional():  # explaining needs no token or robot key
+                view = ConfigView.from_config(load_config(args.config))
             if args.plan:
                 view = view.with_plan(args.plan)
         else:
@@ -248,6 +250,9 @@ def cmd_drill(args: argparse.Namespace) -> int:
 def cmd_shift_report(args: argparse.Namespace) -> int:
     q = {k: v for k in ("roster", "at", "lang") if (v := getattr(args, k))}
     try:
+        if not org(args).rosters:
+            print(summary.t("oncall.none", args.lang or "zh"))
+            return 1
         if args.json:
             print(json.dumps(call(args, "GET", "/api/v1/shift-report?" + urllib.parse.urlencode(q)),
                              ensure_ascii=False, indent=2))
@@ -259,69 +264,92 @@ def cmd_shift_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _client_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", default=os.environ.get("HALLMON_URL", "http://127.0.0.1:9108"))
-    p.add_argument("--token", default=os.environ.get("HALLMON_TOKEN"))
-    p.add_argument("--json", action="store_true")
+def _client_args(p: argparse.ArgumentParser, lang: bool = False) -> None:
+    p.add_argument("--url", default=os.environ.get("HALLMON_URL", "http://127.0.0.1:9108"),
+                   help="the hallmon service (default: $HALLMON_URL or http://127.0.0.1:9108)")
+    p.add_argument("--token", default=os.environ.get("HALLMON_TOKEN"),
+                   help="your API token (default: $HALLMON_TOKEN)")
+    p.add_argument("--json", action="store_true", help="print the API's JSON document instead of a summary")
+    if lang:
+        p.add_argument("--lang", choices=("zh", "en"), default="zh", help="language of the summary (default zh)")
+
+
+ACTIONS = {  # name → (help, required options)
+    "show": ("one incident: faults, sites, clocks, the last timeline entries (--json: the whole document)", ()),
+    "ack": ("acknowledge: you are handling it (stops the escalation)", ("by",)),
+    "resolve": ("close the incident with its result", ("by", "result")),
+    "level": ("set the level by hand, with a reason (the plan's level is overridden)", ("by", "reason")),
+    "flag": ("record harm only a person can see (casualties, injuries…); the level follows the plan",
+             ("by", "reason")),
+    "report": ("mark a report filed for one clock (CLOCK: its id, as `show --json` lists)", ("by",)),
+    "draft": ("print a report draft (phone, written or final) ready to send", ()),
+}
+OPTION_HELP = {"by": "who did it (a personal token records its own person instead)",
+               "result": "what was done and how it ended", "reason": "why (kept on the timeline)"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     inc = sub.add_parser("incidents", help="list, show and act on incidents (an API client)")
-    acts = inc.add_subparsers(dest="action", required=True)
-    p = acts.add_parser("list")
-    for opt in ("status", "level", "site", "unit", "since"):
-        p.add_argument(f"--{opt}")
-    _client_args(p)
+    acts = inc.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = acts.add_parser("list", help="incidents with level, status, first seen, sites and the next report due")
+    p.add_argument("--status", choices=("open", "acknowledged", "resolved"), help="only incidents in this status")
+    p.add_argument("--level", choices=("1", "2", "3"), help="only incidents of this level")
+    p.add_argument("--site", help="only incidents at this site (its id)")
+    p.add_argument("--unit", help="only incidents of this unit (its id)")
+    p.add_argument("--since", help="only incidents detected since (RFC 3339)")
+    _client_args(p, lang=True)
     p = acts.add_parser("export", help="incidents with alerts and timeline as JSON lines")
-    p.add_argument("--since")
-    p.add_argument("-o", "--output")
+    p.add_argument("--since", help="from this time (RFC 3339; default: every incident)")
+    p.add_argument("-o", "--output", help="write to this file (default: standard output)")
     p.add_argument("--page", type=int, default=1000, help=argparse.SUPPRESS)
     _client_args(p)
-    for name, extra in (("show", ()), ("ack", ("by",)), ("resolve", ("by", "result")),
-                        ("level", ("by", "reason")), ("report", ("by",)), ("draft", ())):
-        p = acts.add_parser(name)
-        p.add_argument("id")
+    for name, (text, extra) in ACTIONS.items():
+        p = acts.add_parser(name, help=text, description=text)
+        p.add_argument("id", help="the incident id (INC-…, DRILL-…)")
         if name == "level":
-            p.add_argument("level", type=int, choices=(1, 2, 3))
+            p.add_argument("level", type=int, choices=(1, 2, 3), help="the new level (1 most severe)")
+        if name == "flag":
+            p.add_argument("--flag", action="append", required=True, choices=FLAGS,
+                           help="a harm flag; repeat for several")
         if name == "report":
-            p.add_argument("clock")
-            p.add_argument("--note")
+            p.add_argument("clock", help="the clock's id, e.g. phone-report")
+            p.add_argument("--note", help="to whom it went, their name and phone")
         if name in ("report", "resolve"):
-            p.add_argument("--at", help="RFC 3339 time it actually happened")
+            p.add_argument("--at", help="RFC 3339 time it actually happened (default: now)")
         if name == "draft":
-            p.add_argument("--kind", choices=("phone", "written", "final"), default="phone")
-            p.add_argument("--lang", choices=("zh", "en"), default="zh")
+            p.add_argument("--kind", choices=("phone", "written", "final"), default="phone",
+                           help="which report (default phone)")
         for opt in extra:
-            p.add_argument(f"--{opt}", required=True)
-        _client_args(p)
+            p.add_argument(f"--{opt}", required=True, help=OPTION_HELP[opt])
+        _client_args(p, lang=True)
     inc.set_defaults(func=cmd_incidents, log_level="warning")
 
     plan = sub.add_parser("plan", help="show a plan; explain the decision for a set of alerts")
-    pacts = plan.add_subparsers(dest="plan_action", required=True)
-    p = pacts.add_parser("show")
-    p.add_argument("name")
+    pacts = plan.add_subparsers(dest="plan_action", required=True, metavar="ACTION")
+    p = pacts.add_parser("show", help="a plan's levels, rules, categories and clocks, each citing its article")
+    p.add_argument("name", help="a built-in plan id (shenzhen-customs, xiamen-tax…) or a plan file")
     p.add_argument("--coverage", action="store_true", help="article by article: what encodes it, what is left to people")
-    p.add_argument("--lang", choices=("zh", "en"), default="zh")
+    p.add_argument("--lang", choices=("zh", "en"), default="zh", help="language (default zh)")
     p.set_defaults(func=cmd_plan_show, log_level="warning")
-    p = pacts.add_parser("explain")
+    p = pacts.add_parser("explain", help="the incidents, levels and clocks a set of alerts would give")
     p.add_argument("--plan", help="the plan for every unit (default: the config's plans)")
     p.add_argument("--alerts", required=True, help="a JSON file: v2 alert list or Alertmanager webhook")
     p.add_argument("-c", "--config", help="the organisation (units, sites, uplinks, calendar) as the service has it")
-    p.add_argument("--resolved-at")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--resolved-at", help="also close the clocks as if resolved then (RFC 3339)")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_plan_explain, log_level="warning")
 
     p = sub.add_parser("shift-report", help="the shift hand-off report: devices, the shift's incidents, what is inherited")
-    p.add_argument("--roster")
-    p.add_argument("--at")
-    p.add_argument("--lang", choices=("zh", "en"))
+    p.add_argument("--roster", help="the roster (default: the first configured)")
+    p.add_argument("--at", help="the hand-off time (RFC 3339; default now)")
+    p.add_argument("--lang", choices=("zh", "en"), help="language (default zh)")
     _client_args(p)
     p.set_defaults(func=cmd_shift_report, log_level="warning")
 
     p = sub.add_parser("drill", help="run a fault through the whole chain, marked as a drill")
     p.add_argument("scenario", help=f"{', '.join(SCENARIOS)} or a manual kind (fire, epidemic, public_order…)")
-    p.add_argument("--site", required=True)
-    p.add_argument("--unit")
-    p.add_argument("--by", default="drill")
+    p.add_argument("--site", required=True, help="the site's id")
+    p.add_argument("--unit", help="the unit's id (default: the site's)")
+    p.add_argument("--by", default="drill", help="who runs the drill (manual kinds)")
     _client_args(p)
     p.set_defaults(func=cmd_drill, log_level="warning")

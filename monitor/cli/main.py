@@ -16,10 +16,11 @@ from prometheus_client import CollectorRegistry
 from monitor.checks.checker import Checker
 from monitor.checks.faults import FaultTracker
 from monitor.checks.metrics import ReadingSeries, ServiceMetrics
-from monitor.cli import demo, duties, incidents, oncall
+from monitor.cli import channel, demo, duties, incidents, oncall
 from monitor.config.model import load_config
 from monitor.core.errors import ConfigError
 from monitor.core.logs import configure
+from monitor.core.secret import secrets_optional, unreadable
 from monitor.core.version import version
 from monitor.service.serve import event_loop_policy, serve
 from probes import PROBES, ProbeContext
@@ -45,25 +46,36 @@ def cmd_run(args: argparse.Namespace) -> int:
 # ── check-config ─────────────────────────────────────────────────────────────────
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    path = args.config or args.file
+    if not path:
+        print("hallmon check-config: give the config file (-c FILE)", file=sys.stderr)
+        return 2
     try:
-        cfg = load_config(args.file)
+        with secrets_optional() as absent:  # CI and workstations have no production secrets
+            cfg = load_config(path)
     except ConfigError as err:
         print(err, file=sys.stderr)
         print(f"{len(err.issues)} error(s)", file=sys.stderr)
         return 1
-    print(f"{args.file}: ok ({len(cfg.organisation.units)} units, {len(cfg.sites)} sites, "
+    print(f"{path}: ok ({len(cfg.organisation.units)} units, {len(cfg.sites)} sites, "
           f"{len(cfg.targets)} targets)")
+    if absent:
+        print(f"note: not readable here, needed by `hallmon run`: {', '.join(dict.fromkeys(absent))}")
     return 0
 
 
 # ── probe ────────────────────────────────────────────────────────────────────────
 
 async def probe_once(path: str, names: list[str]) -> list[dict]:
-    cfg = load_config(path)
+    with secrets_optional():  # probing needs no API or paging secret
+        cfg = load_config(path)
     targets = [t for t in cfg.targets if not names or t.name in names]
     unknown = set(names) - {t.name for t in targets}
     if unknown:
         raise ValueError(f"no such target: {', '.join(sorted(unknown))}")
+    for t in targets:  # a target's own secrets (an SNMPv3 key) are needed, the rest are not
+        if missing := unreadable(t.spec):
+            raise ValueError(f"target {t.name} needs {', '.join(missing)}, not readable here")
     async with aiohttp.ClientSession() as session:
         probes = {k: cls(ProbeContext(session)) for k, cls in PROBES.items()}
         checker = Checker(probes, FaultTracker(), ReadingSeries(), ServiceMetrics(CollectorRegistry()),
@@ -102,29 +114,35 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def register_core(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run the service")
-    p.add_argument("-c", "--config", required=True)
+    p = sub.add_parser("run", help="run the service: probes, incidents, clocks, paging, API, /metrics")
+    p.add_argument("-c", "--config", required=True, help="the config file (YAML)")
     p.add_argument("--shard", default="0/1", help="i/n: check only this shard's targets")
     p.set_defaults(func=cmd_run)
-    p = sub.add_parser("check-config", help="validate a config file (exit 0 or 1)")
-    p.add_argument("file")
+    p = sub.add_parser("check-config", help="validate a config file and its plans (exit 0 or 1); "
+                                            "needs no secrets in the environment")
+    p.add_argument("-c", "--config", help="the config file (YAML)")
+    p.add_argument("file", nargs="?", help="the config file, as an alternative to -c")
     p.set_defaults(func=cmd_check_config, log_level="warning")
     p = sub.add_parser("probe", help="check targets once and print readings and faults")
-    p.add_argument("-c", "--config", required=True)
-    p.add_argument("targets", nargs="*", metavar="TARGET")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("-c", "--config", required=True, help="the config file (YAML)")
+    p.add_argument("targets", nargs="*", metavar="TARGET", help="target names (default: every target)")
+    p.add_argument("--json", action="store_true", help="print the readings as JSON")
     p.set_defaults(func=cmd_probe, log_level="warning")
 
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_core, demo.register, incidents.register,
-                                                                 oncall.register, duties.register]
+                                                                 oncall.register, duties.register, channel.register]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hallmon", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="hallmon", description="hallmon: monitoring, incidents and paging for service halls and ports.",
+        epilog="`hallmon COMMAND --help` shows a command's options. The API clients (incidents, drill, "
+               "shift-report…) read $HALLMON_URL and $HALLMON_TOKEN.")
     parser.add_argument("--version", action="version", version=f"hallmon {version()}")
-    parser.add_argument("--log-format", choices=("auto", "console", "json"), default="auto")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--log-format", choices=("auto", "console", "json"), default="auto",
+                        help="log lines as text for a terminal, JSON, or by whether stderr is a terminal")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in COMMANDS:
         register(sub)
     args = parser.parse_args(argv)

@@ -8,11 +8,13 @@ from datetime import datetime, timezone
 
 from monitor.config.model import load_config
 from monitor.core.errors import ConfigError
+from monitor.core.secret import secrets_optional
 from monitor.paging.rosters import Rosters
 
 
 def _rosters(args: argparse.Namespace) -> Rosters:
-    cfg = load_config(args.config)
+    with secrets_optional():  # rosters need no token or robot key
+        cfg = load_config(args.config)
     return Rosters(cfg.paging, cfg.work_calendar)
 
 
@@ -67,16 +69,16 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("oncall", help="who is on duty")
-    acts = p.add_subparsers(dest="oncall_action", required=True)
-    w = acts.add_parser("who")
-    w.add_argument("-c", "--config", required=True)
-    w.add_argument("--roster")
-    w.add_argument("--at")
-    w.add_argument("--json", action="store_true")
+    acts = p.add_subparsers(dest="oncall_action", required=True, metavar="ACTION")
+    w = acts.add_parser("who", help="each roster layer's person on duty at a time")
+    w.add_argument("-c", "--config", required=True, help="the config file (YAML)")
+    w.add_argument("--roster", help="only this roster (default: every roster)")
+    w.add_argument("--at", help="RFC 3339 time (default now)")
+    w.add_argument("--json", action="store_true", help="print JSON")
     w.set_defaults(func=cmd_who, log_level="warning")
-    s = acts.add_parser("show")
-    s.add_argument("roster")
-    s.add_argument("-c", "--config", required=True)
-    s.add_argument("--days", type=int, default=14)
-    s.add_argument("--at")
+    s = acts.add_parser("show", help="a roster's shifts, day by day")
+    s.add_argument("roster", help="the roster's id")
+    s.add_argument("-c", "--config", required=True, help="the config file (YAML)")
+    s.add_argument("--days", type=int, default=14, help="how many days (default 14)")
+    s.add_argument("--at", help="RFC 3339 start (default now)")
     s.set_defaults(func=cmd_show, log_level="warning")

@@ -283,29 +283,57 @@ def _cross_checks(data: Any, file: str) -> list[ConfigIssue]:
     return issues
 
 
-def _references(cfg: Config, data: Any, file: str) -> list[ConfigIssue]:
-    """Plans that exist and validate; token units that exist."""
+def _section(model: Any, data: dict, key: str) -> Any:
+    """One section validated on its own (None if it has errors of its own): its
+    references are checked even when another section failed the schema."""
+    try:
+        return model.model_validate(data.get(key, {}))
+    except ValidationError:
+        return None
+
+
+def _references(cfg: Config | None, data: dict, file: str) -> list[ConfigIssue]:
+    """Paging references that resolve; token units and people that exist. With the
+    whole config invalid, each section that is valid on its own is still checked, so
+    one pass reports every error."""
     issues = []
-    refs = [(("plan",), cfg.plan)] + [(("organisation", "units", i, "plan"), u.plan)
-                                      for i, u in enumerate(cfg.organisation.units) if u.plan]
+    paging = cfg.paging if cfg is not None else _section(PagingConfig, data, "paging")
+    api = cfg.api if cfg is not None else _section(ApiConfig, data, "api")
+    for loc, message in paging.cross_issues() if paging is not None else ():
+        path, line = locate(data, loc)
+        issues.append(ConfigIssue(file, line, path, message))
+    org = data.get("organisation")
+    units = {u.get("id") for u in org.get("units") or () if isinstance(u, dict)} \
+        if isinstance(org, dict) and isinstance(org.get("units"), list) else None
+    people = {p.id for p in paging.people} if paging is not None else None
+    for ti, token in enumerate(api.tokens if api is not None else ()):
+        for ui, unit in enumerate(token.units or ()):
+            if units is not None and unit not in units:
+                path, line = locate(data, ("api", "tokens", ti, "units", ui))
+                issues.append(ConfigIssue(file, line, path, f"no unit {unit!r}"))
+        if token.person is not None and people is not None and token.person not in people:
+            path, line = locate(data, ("api", "tokens", ti, "person"))
+            issues.append(ConfigIssue(file, line, path, f"no person {token.person!r} in paging.people"))
+    return issues
+
+
+def _plans(data: dict, file: str) -> list[ConfigIssue]:
+    """Plans that exist and validate, read from the document itself so that an unknown
+    plan is reported in the same pass as every schema error."""
+    org = data.get("organisation")
+    units = org.get("units") if isinstance(org, dict) else None
+    refs = [(("plan",), data.get("plan", "default"))] + [
+        (("organisation", "units", i, "plan"), u.get("plan"))
+        for i, u in enumerate(units if isinstance(units, list) else []) if isinstance(u, dict)]
+    issues = []
     for loc, ref in refs:
+        if not isinstance(ref, str) or not ref:
+            continue  # absent, or not a string: the schema reports it
         try:
             load_plan(ref)
         except ConfigError as err:
             path, line = locate(data, loc)
             issues += [ConfigIssue(file, line, path, str(i)) for i in err.issues]
-    for loc, message in cfg.paging.cross_issues():
-        path, line = locate(data, loc)
-        issues.append(ConfigIssue(file, line, path, message))
-    units = {u.id for u in cfg.organisation.units}
-    for ti, token in enumerate(cfg.api.tokens):
-        for ui, unit in enumerate(token.units or ()):
-            if unit not in units:
-                path, line = locate(data, ("api", "tokens", ti, "units", ui))
-                issues.append(ConfigIssue(file, line, path, f"no unit {unit!r}"))
-        if token.person is not None and token.person not in {p.id for p in cfg.paging.people}:
-            path, line = locate(data, ("api", "tokens", ti, "person"))
-            issues.append(ConfigIssue(file, line, path, f"no person {token.person!r} in paging.people"))
     return issues
 
 
@@ -319,8 +347,8 @@ def validate_config(data: Any, file: str) -> Config:
     except ValidationError as err:
         issues += schema_issues(err, data, file, kinds=tuple(PROBES))
     issues += _cross_checks(data, file)
-    if cfg is not None:
-        issues += _references(cfg, data, file)
+    issues += _plans(data, file)
+    issues += _references(cfg, data, file)
     if issues or cfg is None:
         raise ConfigError(sorted(issues, key=lambda i: (i.line or 0, i.path)))
     return cfg

@@ -197,6 +197,17 @@ STRINGS: dict[str, tuple[str, str]] = {
     "monthly.month": ("月份", "Month"),
     "monthly.show": ("生成", "Show"),
     "monthly.none": ("本版本尚未提供月度汇总。", "This version has no monthly summary yet."),
+    # the command line (hallmon incidents, channel test)
+    "cli.id": ("编号", "ID"),
+    "cli.next": ("下一份报告", "Next report due"),
+    "cli.times": ("（时间均为 {tz} 时间）", "(times in {tz})"),
+    "cli.last": ("处置记录（最近 {n} 条，共 {total} 条）", "Timeline (last {n} of {total})"),
+    "cli.raw": ("完整文档：hallmon incidents show {id} --json", "Whole document: hallmon incidents show {id} --json"),
+    "cli.test.title": ("【测试】hallmon 通知渠道测试", "[TEST] hallmon channel test"),
+    "cli.test.text": ("这是一条测试通知，用于确认通知渠道 {channel} 可以送达，无需处置。",
+                      "A test notification to check that channel {channel} delivers; no action needed."),
+    "cli.test.sent": ("已通过渠道 {channel}（{type}）发出测试通知。", "Test notification sent through {channel} ({type})."),
+    "cli.test.failed": ("渠道 {channel} 发送失败：{detail}", "Channel {channel} failed: {detail}"),
     # errors
     "err.network": ("无法连接 hallmon 服务，请稍后重试。", "hallmon cannot be reached: try again shortly."),
     "err.unavailable": ("服务暂时不可用（数据库无法连接），请稍后重试。",

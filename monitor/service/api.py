@@ -253,7 +253,9 @@ async def shift_report(request: web.Request) -> web.Response:
     who = caller(request, "incidents:read")
     cfg = request.app[keys.RUNTIME].config
     roster = request.query.get("roster", cfg.paging.rosters[0].id if cfg.paging.rosters else None)
-    if roster is None or roster not in {r.id for r in cfg.paging.rosters}:
+    if roster is None:
+        raise Invalid("roster: no roster configured (paging.rosters)")
+    if roster not in {r.id for r in cfg.paging.rosters}:
         raise Invalid(f"roster: no roster {roster!r}")
     if request.query.get("lang", "zh") not in ("zh", "en") or request.query.get("format", "json") not in ("json", "text"):
         raise Invalid("lang: zh or en; format: json or text")

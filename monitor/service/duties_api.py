@@ -50,7 +50,9 @@ def _lang(request: web.Request) -> str:
 def _roster(request: web.Request, given: object) -> str:
     cfg = request.app[keys.RUNTIME].config
     rosters = [r.id for r in cfg.paging.rosters]
-    roster = given if given is not None else (rosters[0] if rosters else None)
+    if not rosters:
+        raise Invalid("roster: no roster configured (paging.rosters)")
+    roster = given if given is not None else rosters[0]
     if not isinstance(roster, str) or roster not in rosters:
         raise Invalid(f"roster: no roster {roster!r}")
     return roster

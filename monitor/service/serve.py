@@ -39,6 +39,9 @@ def settle_heap() -> None:
 
 async def serve(path: str, shard: str, ready: Callable[[str], None] | None = None) -> None:
     config = load_config(path)
+    if not config.paging.policies:
+        log.warning("paging_not_configured", effect="incidents open and clocks run, but nobody is paged: "
+                                                    "add a paging: section (people, channels, rosters, policies)")
     registry = CollectorRegistry()
     runtime = Runtime(config=config, path=path, metrics=ServiceMetrics(registry), shard=Shard.parse(shard))
     app = build_app(runtime, registry)

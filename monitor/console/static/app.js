@@ -292,14 +292,15 @@ function renderLevels() {
   for (const d of S.open.values()) if (shown(d)) (by[d.level] || by[3]).push(d);
   const only = S.filter && S.filter.site ? `<p class="card">${t('list.only', { site: siteName(S.filter.site) })}
     <a href="#/">${t('list.all')}</a></p>` : '';
+  const now = Date.now();
+  // the whole list as one string and one innerHTML: the countdowns are in it already
   const html = [1, 2, 3].map((n) => {
     const rows = by[n].sort((a, b) => (a.detected_at < b.detected_at ? 1 : -1));
     return `<section aria-labelledby="lvl${n}"><h2 id="lvl${n}">${t('level.' + n)}
       <span class="muted" id="count-${n}">${t('list.count', { n: rows.length })}</span></h2>
-      <ul class="rows" id="rows-${n}">${rows.map(rowHtml).join('')}</ul></section>`;
+      <ul class="rows" id="rows-${n}">${rows.map((d) => rowHtml(d, now)).join('')}</ul></section>`;
   }).join('');
   $('#levels').innerHTML = only + html + (S.open.size ? '' : `<p class="muted" id="empty">${t('list.empty')}</p>`);
-  tick();
 }
 const shown = (d) => !(S.filter && S.filter.site) || (d.sites || []).includes(S.filter.site);
 function marks(d) {
@@ -307,18 +308,27 @@ function marks(d) {
     (d.maintenance ? ` <span class="tag">${t('mark.maintenance')}</span>` : '') +
     (d.recovered ? ` <span class="tag">${t('mark.recovered')}</span>` : '');
 }
-function clockChip(c) {
-  return `<li class="clock" data-testid="clock" data-clock-id="${esc(c.id)}" data-status="${esc(c.status)}" data-due="${esc(c.due_at)}">
-    ${esc(clockTitle(c))} <span class="count"></span></li>`;
+// a clock's countdown: [text, overdue]; rendered with the row, then kept by tick()
+function countdown(status, due, now) {
+  if (status === 'met') return [t('clockstatus.met'), false];
+  const left = due - now;
+  return left >= 0 ? [t('clock.left', { t: dur(left) }), false] : [t('clock.late', { t: dur(-left) }), true];
 }
-function rowHtml(d) {
+function clockChip(c, now) {
+  const [text, late] = countdown(c.status, Date.parse(c.due_at), now);
+  return `<li class="clock${late ? ' late' : ''}" data-testid="clock" data-clock-id="${esc(c.id)}" data-status="${esc(c.status)}" data-due="${esc(c.due_at)}">
+    ${esc(clockTitle(c))} <span class="count">${esc(text)}</span></li>`;
+}
+// one row of the list: the list's answer (/api/v1/incidents-open) is a lean row per
+// incident with only the fields read here; an event's whole document works as well
+function rowHtml(d, now = Date.now()) {
   const clocks = (d.clocks || []).filter((c) => c.status !== 'met');
   return `<li class="row lvl-${d.level}" data-testid="incident-row" data-incident-id="${esc(d.id)}" data-status="${esc(d.status)}">
     <a href="#/incident/${encodeURIComponent(d.id)}"><span class="badge l${d.level}" data-testid="level">${esc(levelLabel(d))}</span>
     <strong>${esc(faultList(d))}</strong><span>${esc(joinNames(d.sites, siteName))}</span>
     <span class="muted">${t('detected')} ${esc(fmt(d.detected_at))}</span>
     <span class="tag">${t('status.' + d.status)}</span>${marks(d)}<span class="muted">${esc(d.id)}</span></a>
-    <ul class="clocks">${clocks.map(clockChip).join('')}</ul></li>`;
+    <ul class="clocks">${clocks.map((c) => clockChip(c, now)).join('')}</ul></li>`;
 }
 function upsertRow(doc) {
   const old = S.open.get(doc.id);
@@ -341,7 +351,6 @@ function upsertRow(doc) {
   for (const n of [1, 2, 3]) { const c = $('#count-' + n); if (c) c.textContent = t('list.count', { n: counts[n] }); }
   const empty = $('#empty');
   if (empty && S.open.size) empty.remove();
-  tick();
 }
 async function oncallBox() {
   const box = $('#oncallbox');
@@ -363,10 +372,9 @@ function tick() {
   for (const el of $$('[data-due]')) {
     const span = el.querySelector('.count');
     if (!span) continue;
-    if (el.dataset.status === 'met') { span.textContent = t('clockstatus.met'); continue; }
-    const left = Date.parse(el.dataset.due) - now;
-    span.textContent = left >= 0 ? t('clock.left', { t: dur(left) }) : t('clock.late', { t: dur(-left) });
-    el.classList.toggle('late', left < 0);
+    const [text, late] = countdown(el.dataset.status, Date.parse(el.dataset.due), now);
+    if (span.textContent !== text) span.textContent = text;
+    el.classList.toggle('late', late);
   }
 }
 
