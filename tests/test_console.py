@@ -290,3 +290,30 @@ def test_grafana_site_link_opens_the_sites_open_incidents_only(browser, hall):
     page.context.close()
     for inc in (at_port, at_hall, later, also):
         hall.api("POST", f"/api/v1/incidents/{inc['id']}/resolve", {"result": "测试结束"})
+
+
+def test_issue_13_item_4_a_withdrawn_clock_is_shown_withdrawn_not_counting_down_nor_filable(browser, hall):
+    inc = hall.open_incident("hall-1")  # the whole 测试一关: level 2, its phone and written reports
+    assert inc["level"] == 2
+    status, lowered = hall.api("POST", f"/api/v1/incidents/{inc['id']}/level", {"level": 3, "reason": "影响限于本关"})
+    assert status == 200, lowered
+    gone = [c["id"] for c in lowered["clocks"] if c["status"] == "withdrawn"]
+    owed = [c["id"] for c in lowered["clocks"] if c["status"] in ("pending", "overdue")]
+    assert gone and owed, lowered["clocks"]  # the level-2 reports withdrawn, the level-3 summary owed
+    page = signed_in(browser, hall)
+    chips = row(page, inc["id"]).get_by_test_id("clock")
+    chips.first.wait_for()
+    assert sorted(chips.evaluate_all("els => els.map(e => e.dataset.clockId)")) == sorted(owed)
+    row(page, inc["id"]).locator("a").click()
+    for cid in gone:
+        cell = page.locator(f'tr[data-testid="clock"][data-clock-id="{cid}"][data-status="withdrawn"]')
+        cell.wait_for()
+        page.wait_for_function("id => { const c = document.querySelector(`tr[data-clock-id=\"${id}\"] .count`);"
+                               " return c && c.textContent !== ''; }", arg=cid)
+        text = cell.inner_text()
+        assert "已撤销" in text and "剩余" not in text and "已超时" not in text, text
+    options = page.get_by_test_id("action-report").locator("option").evaluate_all("els => els.map(e => e.value)")
+    assert sorted(options) == sorted(owed)  # a report is filed for a clock still owed only
+    entry = page.get_by_test_id("timeline-entry").filter(has_text="人工调整级别")
+    assert "撤销报告时限" in entry.inner_text() and all(cid in entry.inner_text() for cid in gone)
+    page.context.close()

@@ -195,3 +195,45 @@ def test_late_folding_a_device_fault_just_before_its_sites_uplink_fault_joins_it
     finally:
         hall.stop()
         receiver.stop()
+
+
+@pytest.mark.parametrize("plan", builtin_ids())
+def test_shenzhen_4_3_4_a_level_reached_again_owes_its_clocks_again(halls, plan):
+    """Up from 3 to 2 withdraws the level-3 clocks; a person lowering it back to 3
+    (Shenzhen 5.1.2) makes them owed again (the monthly summary must list and file it),
+    and withdraws the level-2 ones; a draft's duty log names a department still owed."""
+    hall = halls[plan]
+    system = f"again-{plan}"
+    inc_id = hall.alerts(alert("network.down", "u1a", "u1", system=system))
+    first = clocks(hall.incident(inc_id))
+    if plan == "xiamen-tax":
+        hall.post(f"/api/v1/incidents/{inc_id}/flags", {"flags": ["injuries"], "reason": "两人受伤", **BY})
+    else:
+        hall.alerts(alert("network.down", "u1b", "u1", system=system))
+    raised = hall.incident(inc_id)
+    assert raised["level"] == 2
+    lowered = hall.post(f"/api/v1/incidents/{inc_id}/level", {"level": 3, "reason": "影响限于本关", **BY})
+    assert lowered["level"] == 3
+    spec = {c.id: c for c in load_plan(plan).clocks}
+    now_clocks = clocks(lowered)
+    for cid, clock in now_clocks.items():
+        applies = spec[cid.split("#")[0]].applies(3, lowered["category"])
+        if clock["anchor"] != "resolved" and "#" not in cid:
+            assert (clock["status"] in ("pending", "overdue")) == applies, (cid, clock["status"])
+    for cid in first:  # what level 3 asked for at first it asks for again, from now
+        if first[cid]["status"] == "pending" and spec[cid].applies(3, lowered["category"]):
+            assert now_clocks[cid]["status"] == "pending", cid
+    if plan == "shenzhen-customs":
+        assert now_clocks["monthly-summary"]["status"] == "pending"
+        assert {now_clocks[c]["status"] for c in ("phone-report", "written-report")} == {"withdrawn"}
+        month = at(lowered["detected_at"]).astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m")
+        summary = hall.get(f"/api/v1/reports/monthly?month={month}", accept="application/json")
+        row = next(r for u in summary["units"] for r in u["incidents"] if r["id"] == inc_id)
+        assert [c["status"] for c in row["clocks"]] == ["pending"]
+    phone = load_plan(plan).reports.get("phone")
+    if phone is not None and phone.duty_log:
+        owed = sorted((c for c in lowered["clocks"] if c["status"] in ("pending", "overdue")
+                       and c["anchor"] != "resolved"), key=lambda c: c["due_at"])
+        _, draft = hall.call("GET", f"/api/v1/incidents/{inc_id}/report?kind=phone", accept="application/json")
+        department = next(r["value"] for r in draft["duty_log"] if r["key"] == "their_department")
+        assert department == ("、".join(owed[0]["audience"]["to"]) if owed else department)

@@ -57,6 +57,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "clockstatus.pending": ("待报送", "Pending"),
     "clockstatus.met": ("已报送", "Filed"),
     "clockstatus.overdue": ("已超时", "Overdue"),
+    "clockstatus.withdrawn": ("已撤销（不再适用）", "Withdrawn (no longer applies)"),
+    "clock.withdrawn": ("撤销报告时限 {clocks}：{reason}", "clocks withdrawn {clocks}: {reason}"),
     # one incident
     "inc.back": ("返回事件列表", "Back to the list"),
     "inc.summary": ("概况", "Summary"),

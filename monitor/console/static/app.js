@@ -311,8 +311,10 @@ function clockChip(c) {
   return `<li class="clock" data-testid="clock" data-clock-id="${esc(c.id)}" data-status="${esc(c.status)}" data-due="${esc(c.due_at)}">
     ${esc(clockTitle(c))} <span class="count"></span></li>`;
 }
+// the clocks still owed: a filed (met) or withdrawn one counts down no more
+const owed = (c) => c.status === 'pending' || c.status === 'overdue';
 function rowHtml(d) {
-  const clocks = (d.clocks || []).filter((c) => c.status !== 'met');
+  const clocks = (d.clocks || []).filter(owed);
   return `<li class="row lvl-${d.level}" data-testid="incident-row" data-incident-id="${esc(d.id)}" data-status="${esc(d.status)}">
     <a href="#/incident/${encodeURIComponent(d.id)}"><span class="badge l${d.level}" data-testid="level">${esc(levelLabel(d))}</span>
     <strong>${esc(faultList(d))}</strong><span>${esc(joinNames(d.sites, siteName))}</span>
@@ -363,7 +365,7 @@ function tick() {
   for (const el of $$('[data-due]')) {
     const span = el.querySelector('.count');
     if (!span) continue;
-    if (el.dataset.status === 'met') { span.textContent = t('clockstatus.met'); continue; }
+    if (!owed(el.dataset)) { span.textContent = t('clockstatus.' + el.dataset.status); el.classList.remove('late'); continue; }
     const left = Date.parse(el.dataset.due) - now;
     span.textContent = left >= 0 ? t('clock.left', { t: dur(left) }) : t('clock.late', { t: dur(-left) });
     el.classList.toggle('late', left < 0);
@@ -407,6 +409,7 @@ function detailText(e) {
   if (d.from !== undefined && d.to !== undefined) bits.push(`${d.from} → ${d.to}`);
   if (d.upgraded) bits.push(`${d.upgraded.from} → ${d.upgraded.to} (${d.upgraded.rule})`);
   if (d.clock) bits.push(d.clock);
+  if (d.clocks_withdrawn) bits.push(t('clock.withdrawn', { clocks: d.clocks_withdrawn.clocks.join('、'), reason: d.clocks_withdrawn.reason }));
   if (d.flags) bits.push(d.flags.map((f) => t('flag.' + f)).join('、'));
   for (const k of ['reason', 'result', 'note']) if (d[k]) bits.push(d[k]);
   if (d.late) bits.push(t('clock.latefiled'));
@@ -469,7 +472,7 @@ function renderActions(d) {
   const box = $('#actions');
   if (!box) return;
   if (d.status === 'resolved' || !S.me.scopes.includes('incidents:write')) { box.innerHTML = ''; return; }
-  const filable = (d.clocks || []).filter((c) => c.status !== 'met');
+  const filable = (d.clocks || []).filter(owed);
   const flags = ['casualties', 'injuries', 'property_loss', 'loss_of_control'];
   box.innerHTML = `<section class="card"><h2>${t('inc.actions')}</h2>
     ${d.status === 'open' ? `<p><button type="button" class="primary" data-testid="action-ack" id="act-ack">${t('act.ack')}</button></p>` : ''}
