@@ -130,16 +130,20 @@ LEVEL_POLICIES = """\
 """
 
 
-def test_an_upgrade_after_an_acknowledgement_pages_the_new_levels_policy(tmp_path, redis_url):
+@pytest.mark.parametrize("plan", builtin_ids())
+def test_an_upgrade_after_an_acknowledgement_pages_the_new_levels_policy(tmp_path, redis_url, plan):
     receiver = Receiver()
-    hall = Hall(tmp_path, redis_url, "shenzhen-customs", receiver, policies=LEVEL_POLICIES)
+    hall = Hall(tmp_path, redis_url, plan, receiver, policies=LEVEL_POLICIES)
     try:
         system = "ack-then-upgrade"
         inc_id = hall.alerts(alert("system.down", "u1a", "u1", system=system))
         first = wait_for(lambda: receiver.pages(inc_id), timeout=10)
         assert first and {p["recipient"]["id"] for p in first} <= {"duty-a", "duty-b"}  # level 3: the duty chief
         hall.post(f"/api/v1/incidents/{inc_id}/ack", BY)
-        hall.alerts(alert("system.down", "u1b", "u1", system=system))  # a whole unit: level 2
+        if plan == "xiamen-tax":  # levels by harm (3(3)): the router re-grades on the flag
+            hall.post(f"/api/v1/incidents/{inc_id}/flags", {"flags": ["injuries"], "reason": "一名群众受伤", **BY})
+        else:
+            hall.alerts(alert("system.down", "u1b", "u1", system=system))  # a whole unit: level 2
         inc = hall.incident(inc_id)
         assert inc["level"] == 2 and inc["status"] == "open"  # the new level's people acknowledge for themselves
         leaders = wait_for(lambda: [p for p in receiver.pages(inc_id) if p["recipient"]["id"] in ("lead-a", "lead-b")],
