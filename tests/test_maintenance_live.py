@@ -189,3 +189,15 @@ def test_putian_art_3_clocks_are_held_with_the_pages_and_resume_when_the_window_
     finally:
         hall.stop()
         receiver.stop()
+
+
+def test_putian_art_3_an_announced_window_survives_a_restart_and_holds_after_it(hall):
+    now = datetime.now(timezone.utc)
+    made = hall.post("/api/v1/maintenance", {"sites": ["u2a"], "from": iso(now - timedelta(minutes=1)),
+                                             "to": iso(now + timedelta(hours=1)), "reason": "网络割接", **BY})
+    hall.stop()
+    hall.start()  # a new process on the same Redis: the window is stored there, not in memory
+    listed = {w["id"]: w for w in hall.get("/api/v1/maintenance")["windows"]}
+    assert listed[made["id"]]["by"] == "测试值班长甲" and listed[made["id"]]["reason"] == "网络割接"
+    inc_id = hall.alerts(alert("network.down", "u2a", "u2"))
+    assert hall.incident(inc_id)["maintenance"] is True
