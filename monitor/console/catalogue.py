@@ -150,6 +150,11 @@ STRINGS: dict[str, tuple[str, str]] = {
     "action.reminder": ("报告即将到期提醒", "Report due soon"),
     "action.overdue": ("报告超时", "Report overdue"),
     "action.relevel": ("重新定级", "Re-graded"),
+    "action.regraded": ("持续时间达到升级条件，自动升级", "Raised: it has lasted long enough"),
+    "action.folded": ("并入上联中断事件", "Folded into the uplink's incident"),
+    "action.folded_in": ("并入设备故障事件", "A device fault folded in"),
+    "action.maintenance": ("维护期变化", "Maintenance window changed"),
+    "action.clock_held": ("维护期内报告提醒顺延至维护期结束", "Report notice held until the window ends"),
     # drafts
     "draft.phone": ("电话报告（六要素）", "Phone report (six elements)"),
     "draft.written": ("书面报告", "Written report"),
