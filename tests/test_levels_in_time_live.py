@@ -234,6 +234,10 @@ def test_shenzhen_4_3_4_a_level_reached_again_owes_its_clocks_again(halls, plan)
         summary = hall.get(f"/api/v1/reports/monthly?month={month}", accept="application/json")
         row = next(r for u in summary["units"] for r in u["incidents"] if r["id"] == inc_id)
         assert [c["status"] for c in row["clocks"]] == ["pending"]
+    # the hand-off report lists what the next shift still owes: no withdrawn clock
+    handoff = hall.get("/api/v1/shift-report?roster=hall-duty")
+    listed = {c["clock"]: c["status"] for c in handoff["clocks_due"] if c["incident"] == inc_id}
+    assert listed == {cid: c["status"] for cid, c in now_clocks.items() if c["status"] in ("pending", "overdue")}
     phone = load_plan(plan).reports.get("phone")
     if phone is not None and phone.duty_log:
         owed = sorted((c for c in lowered["clocks"] if c["status"] in ("pending", "overdue")
