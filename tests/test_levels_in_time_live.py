@@ -185,6 +185,11 @@ def test_late_folding_a_device_fault_just_before_its_sites_uplink_fault_joins_it
         assert folded_in["detail"]["from"] == dev_id  # recorded on both timelines
         assert "queue.down" in up["faults"] and at(up["detected_at"]) == t0  # as if it had come after the uplink
         assert {a["labels"]["target"] for a in up["alerts"]} == {"u1a-queue", "u1a-router"}
+        assert dev["folded_into"] == up_id and up["folded_into"] is None
+        # Shenzhen 4.3.4: the monthly summary counts the outage once, under the uplink's incident
+        month = at(up["detected_at"]).astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m")
+        listed = [r["id"] for u in hall.get(f"/api/v1/reports/monthly?month={month}")["units"] for r in u["incidents"]]
+        assert up_id in listed and dev_id not in listed
         # the device's recovery, with the labels it fired with, reaches the uplink's incident
         assert hall.post("/api/v1/alerts", [{**device, "endsAt": now().isoformat()}])["incidents"] == [up_id]
         assert next(a for a in hall.incident(up_id)["alerts"] if a["labels"]["target"] == "u1a-queue")["status"] \

@@ -270,5 +270,5 @@ def fold(inc: Incident, into: str, now: datetime) -> tuple[Incident, Change] | N
         change.detail["clocks_withdrawn"] = {"clocks": pending, "reason": f"folded into {into}"}
     clocks = tuple(replace(c, status="withdrawn") if c.id in pending else c for c in inc.clocks)
     result = f"并入 {into}（站点上联中断所致） / folded into {into} (the site's uplink is down)"
-    return replace(inc, status="resolved", clocks=clocks, regrade_at=None, held_until=None,
+    return replace(inc, status="resolved", clocks=clocks, regrade_at=None, held_until=None, folded_into=into,
                    resolved=Resolution("router", now, result, now)), change

@@ -78,7 +78,7 @@ def build(month: str, docs: Iterable[Incident], units: dict[str, str], lang: str
     drills = []
     for inc in docs:
         mine = [u for u in inc.units if u in per_unit]
-        if not mine:
+        if not mine or inc.folded_into:  # folded: counted in the uplink's incident
             continue
         if inc.drill:
             drills.append(_row(inc, lang))
