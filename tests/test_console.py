@@ -317,3 +317,21 @@ def test_issue_13_item_4_a_withdrawn_clock_is_shown_withdrawn_not_counting_down_
     entry = page.get_by_test_id("timeline-entry").filter(has_text="人工调整级别")
     assert "撤销报告时限" in entry.inner_text() and all(cid in entry.inner_text() for cid in gone)
     page.context.close()
+
+
+def test_a_reminder_past_its_due_time_shows_on_the_timeline_as_not_sent(browser, hall):
+    from datetime import datetime, timedelta, timezone
+
+    labels = {"alertname": "ConsoleTest", "fault": "system.down", "site": "hall-1", "target": "late-1",
+              "system": "sys-late-reminder"}
+    starts = (datetime.now(timezone.utc) - timedelta(minutes=30)).isoformat()  # the 15 min phone report is past
+    status, out = hall.api("POST", "/api/v1/alerts", [{"labels": labels, "startsAt": starts}])
+    assert status == 200, out
+    [inc_id] = out["incidents"]
+    hall.wait(lambda: any(e["action"] == "overdue" for e in hall.api("GET", f"/api/v1/incidents/{inc_id}")[1]["timeline"]))
+    page = signed_in(browser, hall)
+    row(page, inc_id).locator("a").click()
+    entry = page.get_by_test_id("timeline-entry").filter(has_text="报告即将到期提醒").first
+    entry.wait_for()
+    assert "未发送：已过截止时间" in entry.inner_text()
+    page.context.close()

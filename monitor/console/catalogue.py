@@ -58,6 +58,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "clockstatus.met": ("已报送", "Filed"),
     "clockstatus.overdue": ("已超时", "Overdue"),
     "clockstatus.withdrawn": ("已撤销（不再适用）", "Withdrawn (no longer applies)"),
+    "clock.notsent": ("未发送：已过截止时间", "not sent: already past due"),
+    "clock.helduntil": ("顺延至 {t}", "held until {t}"),
     "clock.withdrawn": ("撤销报告时限 {clocks}：{reason}", "clocks withdrawn {clocks}: {reason}"),
     # one incident
     "inc.back": ("返回事件列表", "Back to the list"),

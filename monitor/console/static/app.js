@@ -409,6 +409,8 @@ function detailText(e) {
   if (d.from !== undefined && d.to !== undefined) bits.push(`${d.from} → ${d.to}`);
   if (d.upgraded) bits.push(`${d.upgraded.from} → ${d.upgraded.to} (${d.upgraded.rule})`);
   if (d.clock) bits.push(d.clock);
+  if (d.sent === false) bits.push(t('clock.notsent'));
+  if (d.held_until) bits.push(t('clock.helduntil', { t: fmt(d.held_until) }));
   if (d.clocks_withdrawn) bits.push(t('clock.withdrawn', { clocks: d.clocks_withdrawn.clocks.join('、'), reason: d.clocks_withdrawn.reason }));
   if (d.flags) bits.push(d.flags.map((f) => t('flag.' + f)).join('、'));
   for (const k of ['reason', 'result', 'note']) if (d[k]) bits.push(d[k]);
