@@ -114,6 +114,10 @@ def test_shenzhen_4_3_4_clocks_of_the_old_level_are_withdrawn_with_the_reason(ha
         assert entry["detail"]["clocks_withdrawn"]["clocks"] == withdrawn and entry["detail"]["clocks_withdrawn"]["reason"]
     if plan == "shenzhen-customs":
         assert withdrawn == ["monthly-summary"]
+    for cid in withdrawn:  # a report for a clock no longer owed is refused, and nothing changes
+        status, body = hall.call("POST", f"/api/v1/incidents/{inc_id}/reports/{cid}", BY)
+        assert status == 409 and "withdrawn" in body["detail"], body
+    assert hall.incident(inc_id)["clocks"] == after["clocks"] and hall.incident(inc_id)["reports"] == after["reports"]
     metrics = hall.metrics()
     assert not any(f'clock="{cid}",incident="{inc_id}"' in metrics for cid in withdrawn)  # no longer counting down
 
