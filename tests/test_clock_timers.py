@@ -156,7 +156,42 @@ async def test_progress_reports_end_with_the_incident(tmp_path, redis_url):
         before = len(stream_events(redis_url, inc_id))
         time.advance(days=2)  # past every hour's progress time and the complete report's day
         await a.fire_due()
-        assert [k for k, b in stream_events(redis_url, inc_id)[before:]] == ["reminder", "overdue"]
+        # caught up two days late: the overdue notice, and no reminder of a time already past
+        assert [k for k, b in stream_events(redis_url, inc_id)[before:]] == ["overdue"]
         assert {b["clock"]["id"] for _, b in stream_events(redis_url, inc_id)[before:]} == {"complete-report"}
+    finally:
+        await a.close()
+
+
+@pytest.mark.parametrize("plan", builtin_ids())
+async def test_an_alert_1h59m_late_makes_one_overdue_not_a_second_seconds_later(tmp_path, redis_url, plan):
+    """The known gap of issue 13 (``hallmon demo``): an alert whose startsAt is 2 h old on
+    an hourly clock made continuous-update#1 overdue at once and #2 overdue 6 s later, two
+    overdue pages for one late alert. The next occurrence leaves at least half an interval
+    to report in; on Guizhou the time-span upgrade at 2 h then withdraws it unmissed."""
+    cfg = config_file(tmp_path, redis_url, plan=plan)
+    time = FakeTime(datetime(2026, 11, 27, 2, 30, 15, tzinfo=timezone.utc))
+    started = time.now() - timedelta(hours=2) + timedelta(seconds=6)
+    a = replica(cfg, redis_url, time)
+    try:
+        [inc_id] = await a.router.ingest(parse_list([alert("queue.down", "u1a", "u1", starts=started)]))
+        opened = await a.router.store.require(inc_id)
+        await a.fire_due()
+        recurring = [c for c in opened.clocks if c.every_seconds]
+        for clock in recurring:
+            following = (await a.router.store.require(inc_id)).clock(clock.id)
+            assert following is not None and following.seq == 2
+            assert following.due_at == started + timedelta(hours=3)  # not started + 2 h, 6 s away
+        time.advance(seconds=7)  # Guizhou: the time-span rule comes true here
+        await a.fire_due()
+        ids = {c.id for c in recurring}
+        overdue = [body["clock"]["id"] for kind, body in stream_events(redis_url, inc_id)
+                   if kind == "overdue" and body["clock"]["id"].split("#")[0] in ids]
+        assert overdue == [f"{c.id}#1" for c in recurring]
+        inc = await a.router.store.require(inc_id)
+        if plan == "guizhou-tax":
+            assert recurring and inc.level == 2
+            withdrawn = inc.clock("continuous-update")
+            assert withdrawn is not None and withdrawn.status == "withdrawn" and withdrawn.seq == 2
     finally:
         await a.close()

@@ -290,3 +290,48 @@ def test_grafana_site_link_opens_the_sites_open_incidents_only(browser, hall):
     page.context.close()
     for inc in (at_port, at_hall, later, also):
         hall.api("POST", f"/api/v1/incidents/{inc['id']}/resolve", {"result": "测试结束"})
+
+
+def test_issue_13_item_4_a_withdrawn_clock_is_shown_withdrawn_not_counting_down_nor_filable(browser, hall):
+    inc = hall.open_incident("hall-1")  # the whole 测试一关: level 2, its phone and written reports
+    assert inc["level"] == 2
+    status, lowered = hall.api("POST", f"/api/v1/incidents/{inc['id']}/level", {"level": 3, "reason": "影响限于本关"})
+    assert status == 200, lowered
+    gone = [c["id"] for c in lowered["clocks"] if c["status"] == "withdrawn"]
+    owed = [c["id"] for c in lowered["clocks"] if c["status"] in ("pending", "overdue")]
+    assert gone and owed, lowered["clocks"]  # the level-2 reports withdrawn, the level-3 summary owed
+    page = signed_in(browser, hall)
+    chips = row(page, inc["id"]).get_by_test_id("clock")
+    chips.first.wait_for()
+    assert sorted(chips.evaluate_all("els => els.map(e => e.dataset.clockId)")) == sorted(owed)
+    row(page, inc["id"]).locator("a").click()
+    for cid in gone:
+        cell = page.locator(f'tr[data-testid="clock"][data-clock-id="{cid}"][data-status="withdrawn"]')
+        cell.wait_for()
+        page.wait_for_function("id => { const c = document.querySelector(`tr[data-clock-id=\"${id}\"] .count`);"
+                               " return c && c.textContent !== ''; }", arg=cid)
+        text = cell.inner_text()
+        assert "已撤销" in text and "剩余" not in text and "已超时" not in text, text
+    options = page.get_by_test_id("action-report").locator("option").evaluate_all("els => els.map(e => e.value)")
+    assert sorted(options) == sorted(owed)  # a report is filed for a clock still owed only
+    entry = page.get_by_test_id("timeline-entry").filter(has_text="人工调整级别")
+    assert "撤销报告时限" in entry.inner_text() and all(cid in entry.inner_text() for cid in gone)
+    page.context.close()
+
+
+def test_a_reminder_past_its_due_time_shows_on_the_timeline_as_not_sent(browser, hall):
+    from datetime import datetime, timedelta, timezone
+
+    labels = {"alertname": "ConsoleTest", "fault": "system.down", "site": "hall-1", "target": "late-1",
+              "system": "sys-late-reminder"}
+    starts = (datetime.now(timezone.utc) - timedelta(minutes=30)).isoformat()  # the 15 min phone report is past
+    status, out = hall.api("POST", "/api/v1/alerts", [{"labels": labels, "startsAt": starts}])
+    assert status == 200, out
+    [inc_id] = out["incidents"]
+    hall.wait(lambda: any(e["action"] == "overdue" for e in hall.api("GET", f"/api/v1/incidents/{inc_id}")[1]["timeline"]))
+    page = signed_in(browser, hall)
+    row(page, inc_id).locator("a").click()
+    entry = page.get_by_test_id("timeline-entry").filter(has_text="报告即将到期提醒").first
+    entry.wait_for()
+    assert "未发送：已过截止时间" in entry.inner_text()
+    page.context.close()

@@ -291,3 +291,15 @@ async def test_open_incidents_read_lists_the_live_ones_the_token_sees(tmp_path, 
             assert [d["id"] for d in (await r.json())["incidents"]] == [port_id]
         async with s.get(f"{svc.base}/api/v1/incidents-open") as r:
             assert r.status == 401 and (await r.json())["error"] == "unauthorized"
+
+
+def test_every_timeline_action_the_incidents_write_has_words_in_both_languages():
+    """The timeline shows an action by its catalogue words; one missing shows its code
+    (clock_held, regraded, folded… were missing)."""
+    written = set()
+    for path in (ROOT / "monitor/incidents").glob("*.py"):
+        written |= set(re.findall(r'\bChange\("([a-z_]+)"', path.read_text(encoding="utf-8")))
+    assert {"opened", "overdue", "clock_held", "regraded", "folded"} <= written
+    for lang in ("zh", "en"):
+        missing = sorted(a for a in written if f"action.{a}" not in catalogue()[lang])
+        assert not missing, (lang, missing)

@@ -21,7 +21,18 @@ def test_demo_narrates_fault_level_clocks_pages_ack_and_report():
                      "level 2 (Ⅱ级（重大）)", "rule time-span [Guizhou part 3]", "maintenance=True",
                      "paging resumes"):
         assert expected in out, (expected, out[-3000:])
-    assert "📟 page to" in out.split("paging resumes")[1] and "演示现场4" in out.split("paging resumes")[1]
+    # one time-driven upgrade (Guizhou part 3): level Ⅲ when heard of, Ⅱ by the timer alone,
+    # the hourly update missed once (one overdue page, not a second one seconds later)
+    tax = out.split("the tax hall (Guizhou plan)")[1].split("a power cut at")[0]
+    assert "level 3 (Ⅲ级（一般）); at " in tax and "it will have lasted 2 h" in tax
+    assert tax.index("it will have lasted 2 h") < tax.index("level 2 (Ⅱ级（重大）)")
+    after = out.split("the tax hall (Guizhou plan)")[1]  # pages print as they come: maybe in a later section
+    assert after.count("overdue): 【报告超时】Ⅲ级事件边处置边报告") == 1, after
+    assert "clock continuous-update#1" in tax and "clock continuous-update#2" not in tax
+    # one maintenance window ending (Putian art. 3): held while it lasts, paged when it ends
+    window, resumed = out.split("a power cut at")[1].split("paging resumes")
+    assert "maintenance=True, pages held until" in window and "演示现场4" not in window.split("pages held until")[1]
+    assert "📟 page to" in resumed and "演示现场4" in resumed
 
 
 def _start_demo(tmp_path):

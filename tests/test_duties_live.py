@@ -264,3 +264,22 @@ def test_plan_show_lists_every_reading_hallmon_makes(plan):
     assert notes and all(note in readings for note in notes)
     if any(r.id == "scope-most-units" for r in spec.level_rules):
         assert "more than half" in readings
+
+
+def test_shenzhen_4_3_4_a_withdrawn_monthly_clock_is_neither_filed_nor_shown_due():
+    """A level-3 incident folded into its uplink's has its monthly clock withdrawn: the
+    summary says so and filing it leaves that clock alone."""
+    from zoneinfo import ZoneInfo
+
+    from monitor.incidents import monthly
+
+    def row(inc_id: str, status: str) -> dict:
+        return {"id": inc_id, "sites": ["u1a"], "detected_at": "2026-11-03T10:00:00+08:00", "resolved_at": None,
+                "category": "排队叫号", "cause": "排队叫号系统无法访问", "result": None,
+                "clocks": [{"id": "monthly-summary", "status": status, "due_at": "2026-12-03T23:59:59+08:00"}]}
+
+    report = {"month": "2026-11", "lang": "zh", "source": "Shenzhen 4.3.4", "total": 2, "drills": [],
+              "units": [{"unit": "u1", "name": "测试一关", "incidents": [row("INC-A", "pending"), row("INC-B", "withdrawn")]}]}
+    assert monthly.fileable(report) == [("INC-A", "monthly-summary")]
+    text = monthly.render(report, ZoneInfo("Asia/Shanghai"))
+    assert "INC-B" in text and "[monthly-summary 已撤销]" in text and text.count("报送期限") == 1

@@ -60,7 +60,11 @@ def test_guizhou_part_3_a_level_on_duration_comes_true_by_a_durable_timer(halls,
     oral = clocks(raised)["oral-report"]  # the new level's clocks start at the upgrade
     assert oral["anchor"] == "upgraded" and abs((at(oral["due_at"]) - at(entry["at"])).total_seconds()
                                                 - 1800) <= 2
-    assert clocks(raised)["continuous-update"]["status"] == "withdrawn"
+    # the hourly update missed at 1 h is one overdue; the next leaves half an hour at least
+    # (due at 3 h), so it is withdrawn by the upgrade at 2 h, never overdue a second time
+    withdrawn = clocks(raised)["continuous-update"]
+    assert withdrawn["status"] == "withdrawn" and at(withdrawn["due_at"]) == starts + timedelta(hours=3)
+    assert [e["detail"]["clock"] for e in raised["timeline"] if e["action"] == "overdue"] == ["continuous-update#1"]
     pages = wait_for(lambda: [p for p in halls.receiver.pages(inc_id) if p["incident"]["level"] == 2], timeout=10)
     assert pages, "the upgrade paged nobody"
 
@@ -110,6 +114,10 @@ def test_shenzhen_4_3_4_clocks_of_the_old_level_are_withdrawn_with_the_reason(ha
         assert entry["detail"]["clocks_withdrawn"]["clocks"] == withdrawn and entry["detail"]["clocks_withdrawn"]["reason"]
     if plan == "shenzhen-customs":
         assert withdrawn == ["monthly-summary"]
+    for cid in withdrawn:  # a report for a clock no longer owed is refused, and nothing changes
+        status, body = hall.call("POST", f"/api/v1/incidents/{inc_id}/reports/{cid}", BY)
+        assert status == 409 and "withdrawn" in body["detail"], body
+    assert hall.incident(inc_id)["clocks"] == after["clocks"] and hall.incident(inc_id)["reports"] == after["reports"]
     metrics = hall.metrics()
     assert not any(f'clock="{cid}",incident="{inc_id}"' in metrics for cid in withdrawn)  # no longer counting down
 
@@ -126,16 +134,20 @@ LEVEL_POLICIES = """\
 """
 
 
-def test_an_upgrade_after_an_acknowledgement_pages_the_new_levels_policy(tmp_path, redis_url):
+@pytest.mark.parametrize("plan", builtin_ids())
+def test_an_upgrade_after_an_acknowledgement_pages_the_new_levels_policy(tmp_path, redis_url, plan):
     receiver = Receiver()
-    hall = Hall(tmp_path, redis_url, "shenzhen-customs", receiver, policies=LEVEL_POLICIES)
+    hall = Hall(tmp_path, redis_url, plan, receiver, policies=LEVEL_POLICIES)
     try:
         system = "ack-then-upgrade"
         inc_id = hall.alerts(alert("system.down", "u1a", "u1", system=system))
         first = wait_for(lambda: receiver.pages(inc_id), timeout=10)
         assert first and {p["recipient"]["id"] for p in first} <= {"duty-a", "duty-b"}  # level 3: the duty chief
         hall.post(f"/api/v1/incidents/{inc_id}/ack", BY)
-        hall.alerts(alert("system.down", "u1b", "u1", system=system))  # a whole unit: level 2
+        if plan == "xiamen-tax":  # levels by harm (3(3)): the router re-grades on the flag
+            hall.post(f"/api/v1/incidents/{inc_id}/flags", {"flags": ["injuries"], "reason": "一名群众受伤", **BY})
+        else:
+            hall.alerts(alert("system.down", "u1b", "u1", system=system))  # a whole unit: level 2
         inc = hall.incident(inc_id)
         assert inc["level"] == 2 and inc["status"] == "open"  # the new level's people acknowledge for themselves
         leaders = wait_for(lambda: [p for p in receiver.pages(inc_id) if p["recipient"]["id"] in ("lead-a", "lead-b")],
@@ -177,6 +189,11 @@ def test_late_folding_a_device_fault_just_before_its_sites_uplink_fault_joins_it
         assert folded_in["detail"]["from"] == dev_id  # recorded on both timelines
         assert "queue.down" in up["faults"] and at(up["detected_at"]) == t0  # as if it had come after the uplink
         assert {a["labels"]["target"] for a in up["alerts"]} == {"u1a-queue", "u1a-router"}
+        assert dev["folded_into"] == up_id and up["folded_into"] is None
+        # Shenzhen 4.3.4: the monthly summary counts the outage once, under the uplink's incident
+        month = at(up["detected_at"]).astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m")
+        listed = [r["id"] for u in hall.get(f"/api/v1/reports/monthly?month={month}")["units"] for r in u["incidents"]]
+        assert up_id in listed and dev_id not in listed
         # the device's recovery, with the labels it fired with, reaches the uplink's incident
         assert hall.post("/api/v1/alerts", [{**device, "endsAt": now().isoformat()}])["incidents"] == [up_id]
         assert next(a for a in hall.incident(up_id)["alerts"] if a["labels"]["target"] == "u1a-queue")["status"] \
@@ -191,3 +208,49 @@ def test_late_folding_a_device_fault_just_before_its_sites_uplink_fault_joins_it
     finally:
         hall.stop()
         receiver.stop()
+
+
+@pytest.mark.parametrize("plan", builtin_ids())
+def test_shenzhen_4_3_4_a_level_reached_again_owes_its_clocks_again(halls, plan):
+    """Up from 3 to 2 withdraws the level-3 clocks; a person lowering it back to 3
+    (Shenzhen 5.1.2) makes them owed again (the monthly summary must list and file it),
+    and withdraws the level-2 ones; a draft's duty log names a department still owed."""
+    hall = halls[plan]
+    system = f"again-{plan}"
+    inc_id = hall.alerts(alert("network.down", "u1a", "u1", system=system))
+    first = clocks(hall.incident(inc_id))
+    if plan == "xiamen-tax":
+        hall.post(f"/api/v1/incidents/{inc_id}/flags", {"flags": ["injuries"], "reason": "两人受伤", **BY})
+    else:
+        hall.alerts(alert("network.down", "u1b", "u1", system=system))
+    raised = hall.incident(inc_id)
+    assert raised["level"] == 2
+    lowered = hall.post(f"/api/v1/incidents/{inc_id}/level", {"level": 3, "reason": "影响限于本关", **BY})
+    assert lowered["level"] == 3
+    spec = {c.id: c for c in load_plan(plan).clocks}
+    now_clocks = clocks(lowered)
+    for cid, clock in now_clocks.items():
+        applies = spec[cid.split("#")[0]].applies(3, lowered["category"])
+        if clock["anchor"] != "resolved" and "#" not in cid:
+            assert (clock["status"] in ("pending", "overdue")) == applies, (cid, clock["status"])
+    for cid in first:  # what level 3 asked for at first it asks for again, from now
+        if first[cid]["status"] == "pending" and spec[cid].applies(3, lowered["category"]):
+            assert now_clocks[cid]["status"] == "pending", cid
+    if plan == "shenzhen-customs":
+        assert now_clocks["monthly-summary"]["status"] == "pending"
+        assert {now_clocks[c]["status"] for c in ("phone-report", "written-report")} == {"withdrawn"}
+        month = at(lowered["detected_at"]).astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m")
+        summary = hall.get(f"/api/v1/reports/monthly?month={month}", accept="application/json")
+        row = next(r for u in summary["units"] for r in u["incidents"] if r["id"] == inc_id)
+        assert [c["status"] for c in row["clocks"]] == ["pending"]
+    # the hand-off report lists what the next shift still owes: no withdrawn clock
+    handoff = hall.get("/api/v1/shift-report?roster=hall-duty")
+    listed = {c["clock"]: c["status"] for c in handoff["clocks_due"] if c["incident"] == inc_id}
+    assert listed == {cid: c["status"] for cid, c in now_clocks.items() if c["status"] in ("pending", "overdue")}
+    phone = load_plan(plan).reports.get("phone")
+    if phone is not None and phone.duty_log:
+        owed = sorted((c for c in lowered["clocks"] if c["status"] in ("pending", "overdue")
+                       and c["anchor"] != "resolved"), key=lambda c: c["due_at"])
+        _, draft = hall.call("GET", f"/api/v1/incidents/{inc_id}/report?kind=phone", accept="application/json")
+        department = next(r["value"] for r in draft["duty_log"] if r["key"] == "their_department")
+        assert department == ("、".join(owed[0]["audience"]["to"]) if owed else department)

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
+from monitor.plans.model import builtin_ids
 from tests.plankit import Hall, Receiver, alert, wait_for
 from tests.routerkit import TOKENS
 
@@ -152,3 +153,51 @@ def test_putian_art_3_a_window_announced_after_the_fault_holds_what_comes_next(h
                                       "reason": "叫号机更换", **BY})
     inc = hall.incident(inc_id)
     assert inc["maintenance"] is True and any(e["action"] == "maintenance" for e in inc["timeline"])
+
+
+@pytest.mark.parametrize("plan", builtin_ids())
+def test_putian_art_3_clocks_are_held_with_the_pages_and_resume_when_the_window_ends(tmp_path, redis_url, plan):
+    """A planned outage pages nobody, reminders and overdue reports included: what falls
+    due inside the window waits for its end; then the policy pages, and each report
+    missed is overdue once (no reminder for a time already past)."""
+    receiver = Receiver()
+    hall = Hall(tmp_path, redis_url, plan, receiver)
+    try:
+        now = datetime.now(timezone.utc)
+        ends = (now + timedelta(seconds=8)).replace(microsecond=0)
+        hall.post("/api/v1/maintenance", {"units": ["u1"], "from": iso(now - timedelta(hours=2)), "to": iso(ends),
+                                          "reason": "计划停电", **BY})
+        inc_id = hall.alerts(*(alert("power.on_battery", site, "u1", system="mains", starts=now - timedelta(minutes=90))
+                               for site in ("u1a", "u1b")))
+        opened = hall.incident(inc_id)
+        late = {c["id"] for c in opened["clocks"] if c["status"] == "pending" and datetime.fromisoformat(c["due_at"]) < now}
+        assert opened["maintenance"] is True and late, opened["clocks"]
+        time.sleep(1.5)
+        held = hall.incident(inc_id)
+        assert {c["id"] for c in held["clocks"] if c["status"] == "overdue"} == set()  # held, not overdue
+        assert [p["kind"] for p in receiver.received if p["incident"]["id"] == inc_id] == []
+        pages = wait_for(lambda: receiver.pages(inc_id), timeout=20)
+        assert pages and pages[0]["incident"]["maintenance"] is False
+        overdue = wait_for(lambda: len(receiver.pages(inc_id, "overdue")) >= len(late) and receiver.pages(inc_id, "overdue"),
+                           timeout=10) or []
+        assert sorted(p["title"] for p in overdue) == sorted({p["title"] for p in overdue})  # once each
+        inc = hall.incident(inc_id)
+        fired = [e for e in inc["timeline"] if e["action"] == "overdue"]
+        assert {e["detail"]["clock"].split("#")[0] for e in fired} == late and len(fired) == len(late)
+        assert all(datetime.fromisoformat(e["at"]) >= ends for e in fired)  # at the window's end, not before
+        assert receiver.pages(inc_id, "reminder") == []  # its time had passed
+    finally:
+        hall.stop()
+        receiver.stop()
+
+
+def test_putian_art_3_an_announced_window_survives_a_restart_and_holds_after_it(hall):
+    now = datetime.now(timezone.utc)
+    made = hall.post("/api/v1/maintenance", {"sites": ["u2a"], "from": iso(now - timedelta(minutes=1)),
+                                             "to": iso(now + timedelta(hours=1)), "reason": "网络割接", **BY})
+    hall.stop()
+    hall.start()  # a new process on the same Redis: the window is stored there, not in memory
+    listed = {w["id"]: w for w in hall.get("/api/v1/maintenance")["windows"]}
+    assert listed[made["id"]]["by"] == "测试值班长甲" and listed[made["id"]]["reason"] == "网络割接"
+    inc_id = hall.alerts(alert("network.down", "u2a", "u2"))
+    assert hall.incident(inc_id)["maintenance"] is True

@@ -57,6 +57,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "clockstatus.pending": ("待报送", "Pending"),
     "clockstatus.met": ("已报送", "Filed"),
     "clockstatus.overdue": ("已超时", "Overdue"),
+    "clockstatus.withdrawn": ("已撤销（不再适用）", "Withdrawn (no longer applies)"),
+    "clock.notsent": ("未发送：已过截止时间", "not sent: already past due"),
+    "clock.helduntil": ("顺延至 {t}", "held until {t}"),
+    "clock.withdrawn": ("撤销报告时限 {clocks}：{reason}", "clocks withdrawn {clocks}: {reason}"),
     # one incident
     "inc.back": ("返回事件列表", "Back to the list"),
     "inc.summary": ("概况", "Summary"),
@@ -148,6 +152,11 @@ STRINGS: dict[str, tuple[str, str]] = {
     "action.reminder": ("报告即将到期提醒", "Report due soon"),
     "action.overdue": ("报告超时", "Report overdue"),
     "action.relevel": ("重新定级", "Re-graded"),
+    "action.regraded": ("持续时间达到升级条件，自动升级", "Raised: it has lasted long enough"),
+    "action.folded": ("并入上联中断事件", "Folded into the uplink's incident"),
+    "action.folded_in": ("并入设备故障事件", "A device fault folded in"),
+    "action.maintenance": ("维护期变化", "Maintenance window changed"),
+    "action.clock_held": ("维护期内报告提醒顺延至维护期结束", "Report notice held until the window ends"),
     # drafts
     "draft.phone": ("电话报告（六要素）", "Phone report (six elements)"),
     "draft.written": ("书面报告", "Written report"),

@@ -94,6 +94,8 @@ def file_report(inc: Incident, clock_id: str, by: str, at: datetime | None, note
     clock = inc.clock(clock_id)
     if clock is None:
         raise NotFound(f"no clock {clock_id!r}")
+    if clock.status == "withdrawn":
+        raise Conflict(f"clock {clock_id!r} was withdrawn: the incident's level no longer asks for it")
     when = at or now
     if when > now:
         raise Invalid("at: must not be in the future")

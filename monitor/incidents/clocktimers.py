@@ -4,8 +4,11 @@ Every pending clock has a durable due timer and, until its reminder went out, a
 reminder timer (``store`` keeps them in step with the clocks). When one fires, ``fire``
 decides what it means for the incident: a reminder (once), or the clock overdue. A
 recurring clock that is overdue stays on record under ``id#seq`` and its next occurrence
-falls due at the first interval after now: a clock missed many times (an alert that
-started days ago, a process down for hours) makes one overdue, not one per interval.
+falls due at the next interval that leaves at least half of one to report in: a clock
+missed many times (an alert that started days ago, a process down for hours) makes one
+overdue, not one per interval. While a maintenance window holds the incident's pages
+(Putian art. 3) its clocks' reminders and overdue notices wait for the window's end; a
+reminder that would come after its clock's due time is recorded, not sent.
 """
 from __future__ import annotations
 
@@ -25,11 +28,18 @@ def fire(inc: Incident, timer_id: str, payload: Mapping[str, Any], now: datetime
     if clock is None or clock.status != "pending" or clock.seq != payload["seq"]:
         return None
     detail: dict[str, Any] = {"clock": clock.id, "due_at": iso(clock.due_at)}
+    if payload["what"] == "remind" and clock.reminded:
+        return None
+    if inc.maintenance and inc.held_until is not None and now < inc.held_until:
+        # held by a maintenance window (its timers were set before the window was): the
+        # write sets them again for the window's end
+        return inc, Change("clock_held", "clock", {**detail, "held_until": iso(inc.held_until)},
+                           timers_done=[timer_id])
     if payload["what"] == "remind":
-        if clock.reminded:
-            return None
-        return (inc.with_clock(replace(clock, reminded=True)),
-                Change("reminder", "clock", detail, events=["reminder"], timers_done=[timer_id]))
+        reminded = inc.with_clock(replace(clock, reminded=True))
+        if now >= clock.due_at:  # held past its due time: the overdue notice says it all
+            return reminded, Change("reminder", "clock", {**detail, "sent": False}, timers_done=[timer_id])
+        return reminded, Change("reminder", "clock", detail, events=["reminder"], timers_done=[timer_id])
     missed = replace(clock, status="overdue")
     change = Change("overdue", "clock", detail, events=["overdue"], timers_done=[timer_id])
     if not clock.every_seconds or inc.status == "resolved":

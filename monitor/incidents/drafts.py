@@ -210,7 +210,8 @@ def _template(inc: Incident, kind: str) -> ReportTemplate:
 
 
 def _duty_log(s: Seen, lang: str) -> list[dict]:
-    clocks = sorted((c for c in s.inc.clocks if c.anchor != "resolved"), key=lambda c: c.due_at)
+    clocks = sorted((c for c in s.inc.clocks if c.anchor != "resolved" and c.status != "withdrawn"),
+                    key=lambda c: c.due_at)
     departments = "、".join(clocks[0].audience.to) if clocks and clocks[0].audience.to else ""
     values = {"our_handler": _person(s.people.get("handler"), lang, phone=False),
               "their_department": departments or _w("fill", lang)}

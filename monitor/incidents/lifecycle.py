@@ -234,10 +234,17 @@ def current_facts(inc: Incident, now: datetime, view: ConfigView) -> Facts:
 
 
 def add_clocks(inc: Incident, plan: Plan, view: ConfigView, resolved: datetime | None = None) -> tuple[Incident, list[str]]:
-    """The incident with the clocks its level demands and it does not have yet."""
-    new = clocks_for(plan.clocks, inc.level, inc.category, {c.id for c in inc.clocks}, inc.detected_at,
-                     inc.level_since, incident_tz(inc, view), view.calendar, resolved, drill=inc.drill)
-    return replace(inc, clocks=(*inc.clocks, *new)), [c.id for c in new]
+    """The incident with the clocks its level demands and it does not have yet. A clock
+    withdrawn earlier that the level asks for again (a person lowered the level back) is
+    owed again, anchored anew; it keeps its occurrence count, and the timeline keeps the
+    withdrawal."""
+    gone = {c.id: c for c in inc.clocks if c.status == "withdrawn" and "#" not in c.id}
+    new = clocks_for(plan.clocks, inc.level, inc.category, {c.id for c in inc.clocks if c.id not in gone},
+                     inc.detected_at, inc.level_since, incident_tz(inc, view), view.calendar, resolved, drill=inc.drill)
+    new = [replace(c, seq=gone[c.id].seq) if c.id in gone else c for c in new]
+    fresh = {c.id for c in new}
+    kept = tuple(c for c in inc.clocks if c.id not in fresh)
+    return replace(inc, clocks=(*kept, *new)), [c.id for c in new]
 
 
 def close_clocks(inc: Incident, resolved: datetime, view: ConfigView) -> tuple[Incident, list[str]]:
@@ -263,5 +270,5 @@ def fold(inc: Incident, into: str, now: datetime) -> tuple[Incident, Change] | N
         change.detail["clocks_withdrawn"] = {"clocks": pending, "reason": f"folded into {into}"}
     clocks = tuple(replace(c, status="withdrawn") if c.id in pending else c for c in inc.clocks)
     result = f"并入 {into}（站点上联中断所致） / folded into {into} (the site's uplink is down)"
-    return replace(inc, status="resolved", clocks=clocks, regrade_at=None, held_until=None,
+    return replace(inc, status="resolved", clocks=clocks, regrade_at=None, held_until=None, folded_into=into,
                    resolved=Resolution("router", now, result, now)), change

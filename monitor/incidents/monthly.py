@@ -24,6 +24,7 @@ T = {  # label: (zh, en)
     "detected": ("发生", "seen"), "resolved": ("处置完毕", "resolved"), "open": ("处置中", "still being handled"),
     "cause": ("原因", "cause"), "result": ("结果", "result"), "drills": ("演练（不计入统计）", "Drills (not counted)"),
     "total": ("合计", "Total"), "filed": ("已报送", "filed"), "due": ("报送期限", "due"),
+    "withdrawn": ("已撤销", "withdrawn"),
 }
 
 
@@ -77,7 +78,7 @@ def build(month: str, docs: Iterable[Incident], units: dict[str, str], lang: str
     drills = []
     for inc in docs:
         mine = [u for u in inc.units if u in per_unit]
-        if not mine:
+        if not mine or inc.folded_into:  # folded: counted in the uplink's incident
             continue
         if inc.drill:
             drills.append(_row(inc, lang))
@@ -102,8 +103,10 @@ def render(report: dict, tz: ZoneInfo) -> str:
 
     def line(r: dict) -> str:
         end = f"{t('resolved')} {when(r['resolved_at'])}" if r["resolved_at"] else t("open")
-        filed = "".join(f" [{c['id']} {t('filed') if c['status'] == 'met' else t('due') + ' ' + when(c['due_at'])}]"
-                        for c in r["clocks"])
+        def state(c: dict) -> str:
+            return {"met": t("filed"), "withdrawn": t("withdrawn")}.get(c["status"], t("due") + " " + when(c["due_at"]))
+
+        filed = "".join(f" [{c['id']} {state(c)}]" for c in r["clocks"])
         return (f"  {r['id']} {','.join(r['sites'])} {t('detected')} {when(r['detected_at'])}, {end}; "
                 f"{r['category']}{sep}{r['cause'] or '-'}; {t('result')}{sep}{r['result'] or '-'}{filed}")
 
@@ -118,11 +121,13 @@ def render(report: dict, tz: ZoneInfo) -> str:
 
 
 def fileable(report: dict) -> list[tuple[str, str]]:
-    """(incident, clock) pairs the summary files: monthly clocks not yet met."""
+    """(incident, clock) pairs the summary files: monthly clocks still owed (a withdrawn
+    one is not: its incident's level no longer asks for it)."""
     out: list[tuple[str, str]] = []
     for unit in report["units"]:
         for r in unit["incidents"]:
-            out += [(r["id"], c["id"]) for c in r["clocks"] if c["status"] != "met" and (r["id"], c["id"]) not in out]
+            out += [(r["id"], c["id"]) for c in r["clocks"] if c["status"] in ("pending", "overdue")
+                    and (r["id"], c["id"]) not in out]
     return out
 
 

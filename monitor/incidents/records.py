@@ -261,6 +261,7 @@ class Incident:
     response_group: Mapping[str, Any] | None = None  # the group that owns the category (Hohhot art. 6)
     regrade_at: datetime | None = None  # when a time-based level rule would raise the level (a durable timer)
     held_until: datetime | None = None  # maintenance: when the window holding its pages ends (a durable timer)
+    folded_into: str | None = None  # ended by late folding: the uplink's incident it belongs to
 
     def clock(self, clock_id: str) -> Clock | None:
         return next((c for c in self.clocks if c.id == clock_id), None)
@@ -294,6 +295,7 @@ class Incident:
             "timeline_head": self.timeline_head, "updated_at": _opt_iso(self.updated_at),
             "response_group": dict(self.response_group) if self.response_group else None,
             "regrade_at": _opt_iso(self.regrade_at), "held_until": _opt_iso(self.held_until),
+            "folded_into": self.folded_into,
         }
 
     def public_json(self) -> dict[str, Any]:
@@ -324,6 +326,7 @@ class Incident:
             response_group=d.get("response_group"),
             regrade_at=parse_iso(d["regrade_at"]) if d.get("regrade_at") else None,
             held_until=parse_iso(d["held_until"]) if d.get("held_until") else None,
+            folded_into=d.get("folded_into"),
         )
 
     def dumps(self) -> str:

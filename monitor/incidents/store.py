@@ -284,14 +284,17 @@ class IncidentStore:
         else:
             await self.timers.cancel(f"{inc.id}|unhold", pipe)
         before = inc.reminder_before if inc.reminder_before is not None else self.reminder_default
+        # a maintenance window holds the clocks' pages too: what falls due inside it
+        # fires when it ends (Putian art. 3)
+        held = inc.held_until.timestamp() if inc.maintenance and inc.held_until is not None else 0.0
         for clock in inc.clocks:
             base = f"{inc.id}|{clock.id}"
             if clock.status == "pending":
                 due = clock.due_at.timestamp()
-                await self.timers.schedule(f"{base}|due", due, {"incident": inc.id, "clock": clock.id,
-                                                                "what": "due", "seq": clock.seq}, pipe)
+                await self.timers.schedule(f"{base}|due", max(due, held), {"incident": inc.id, "clock": clock.id,
+                                                                           "what": "due", "seq": clock.seq}, pipe)
                 if not clock.reminded:
-                    await self.timers.schedule(f"{base}|remind", due - before,
+                    await self.timers.schedule(f"{base}|remind", max(due - before, held),
                                                {"incident": inc.id, "clock": clock.id, "what": "remind",
                                                 "seq": clock.seq}, pipe)
             else:

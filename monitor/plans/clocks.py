@@ -114,10 +114,15 @@ def _due(spec: ClockSpec, anchor: datetime, tz: ZoneInfo, cal: WorkCalendar) -> 
 
 def next_due(due: datetime, every: float, now: datetime) -> tuple[datetime, int]:
     """The next due time of a recurring clock that fell due at ``due``, and how many
-    intervals that skips: a clock missed many times (a process down for hours, an
-    alert that started days ago) jumps straight to its next due time after ``now``."""
-    missed = max(1, math.floor((now - due).total_seconds() / every) + 1)
-    return fixed(_after(due, missed * every, due.tzinfo)), missed
+    of its occurrences have passed by ``now``. A clock missed many times (a process down
+    for hours, an alert that started days ago) jumps straight to its next due time, and
+    that time leaves at least half an interval to report in: an alert that arrives 1 h
+    59 min late on an hourly clock makes one overdue, not a second one a few seconds on
+    (the half-interval is hallmon's reading; the plans say only "every hour")."""
+    late = (now - due).total_seconds()
+    passed = max(1, math.floor(late / every) + 1)
+    jump = max(1, math.floor((late + every / 2) / every) + 1)
+    return fixed(_after(due, jump * every, due.tzinfo)), passed
 
 
 def applies(spec: ClockSpec, level: int, category: str, drill: bool = False) -> bool:

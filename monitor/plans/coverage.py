@@ -40,7 +40,8 @@ class Entry:
 
 
 def _cond(rule) -> str:
-    cond = ", ".join(f"{k}={v}" for k, v in rule.when.model_dump(exclude_defaults=True).items())
+    cond = ", ".join(f"{k}={v:g}s" if k == "lasting_at_least" else f"{k}={v}"
+                     for k, v in rule.when.model_dump(exclude_defaults=True).items())
     return f"level {rule.level} when {cond or 'nothing else matched'}"
 
 
@@ -52,6 +53,7 @@ def entries(plan: Plan, lang: str = "en") -> list[Entry]:
 
     for c in plan.categories:
         aud = f"; reports to {', '.join(c.audience.to)}" if c.audience.to else ""
+        aud += f" cc {', '.join(c.audience.cc)}" if c.audience.cc else ""
         blind = " (a blind spot: no statutory clock)" if c.blind_spot else ""
         add(c.source, f"category {c.id}", f"faults {', '.join(c.faults)}: runbook{aud}{blind}")
     for g in plan.groups:
@@ -104,6 +106,35 @@ def render(plan: Plan, lang: str = "en") -> str:
         lines += ["", "left to people (no rule or clock does it):"]
         lines += [f"  {a}: {what}" for a, what in sorted(left, key=lambda x: _key(x[0]))]
     return "\n".join(lines) + "\n"
+
+
+def markdown(plans: list[Plan], lang: str = "en") -> str:
+    """The README's table "plan → what hallmon does, article by article", from the same
+    entries as ``--coverage`` (``scripts/coverage_table.py`` writes it; a test keeps the
+    README equal to it): each plan's own articles and what it leaves to people; the
+    default plan, every plan's base, with all of its articles."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    rows = ["| plan | article | what hallmon does (the plan element that does it) |", "|---|---|---|"]
+    for plan in plans:
+        own = own_document(plan)
+        by_article: dict[str, list[Entry]] = defaultdict(list)
+        for e in entries(plan, lang):
+            if own is None or e.article.split()[0] == own:
+                by_article[e.article].append(e)
+        left: dict[str, list[str]] = defaultdict(list)
+        for item in plan.articles:
+            if item.by == "people":
+                for a in articles(item.source):
+                    left[a].append(item.what)
+        name = plan.id if own else f"{plan.id} (every plan's base)"
+        for article in sorted(set(by_article) | set(left), key=_key):
+            does = [f"{e.element}: {e.does}" for e in by_article.get(article, [])]
+            does += [f"left to people: {what}" for what in left.get(article, [])]
+            rows.append(f"| {name} | {cell(article)} | {cell('<br>'.join(does))} |")
+            name = ""
+    return "\n".join(rows) + "\n"
 
 
 def readings(plan: Plan) -> list[tuple[str, str, str]]:

@@ -309,8 +309,10 @@ function marks(d) {
     (d.recovered ? ` <span class="tag">${t('mark.recovered')}</span>` : '');
 }
 // a clock's countdown: [text, overdue]; rendered with the row, then kept by tick()
+// the clocks still owed: a filed (met) or withdrawn one counts down no more
+const owed = (c) => c.status === 'pending' || c.status === 'overdue';
 function countdown(status, due, now) {
-  if (status === 'met') return [t('clockstatus.met'), false];
+  if (!owed({ status })) return [t('clockstatus.' + status), false];
   const left = due - now;
   return left >= 0 ? [t('clock.left', { t: dur(left) }), false] : [t('clock.late', { t: dur(-left) }), true];
 }
@@ -322,7 +324,7 @@ function clockChip(c, now) {
 // one row of the list: the list's answer (/api/v1/incidents-open) is a lean row per
 // incident with only the fields read here; an event's whole document works as well
 function rowHtml(d, now = Date.now()) {
-  const clocks = (d.clocks || []).filter((c) => c.status !== 'met');
+  const clocks = (d.clocks || []).filter(owed);
   return `<li class="row lvl-${d.level}" data-testid="incident-row" data-incident-id="${esc(d.id)}" data-status="${esc(d.status)}">
     <a href="#/incident/${encodeURIComponent(d.id)}"><span class="badge l${d.level}" data-testid="level">${esc(levelLabel(d))}</span>
     <strong>${esc(faultList(d))}</strong><span>${esc(joinNames(d.sites, siteName))}</span>
@@ -415,6 +417,9 @@ function detailText(e) {
   if (d.from !== undefined && d.to !== undefined) bits.push(`${d.from} → ${d.to}`);
   if (d.upgraded) bits.push(`${d.upgraded.from} → ${d.upgraded.to} (${d.upgraded.rule})`);
   if (d.clock) bits.push(d.clock);
+  if (d.sent === false) bits.push(t('clock.notsent'));
+  if (d.held_until) bits.push(t('clock.helduntil', { t: fmt(d.held_until) }));
+  if (d.clocks_withdrawn) bits.push(t('clock.withdrawn', { clocks: d.clocks_withdrawn.clocks.join('、'), reason: d.clocks_withdrawn.reason }));
   if (d.flags) bits.push(d.flags.map((f) => t('flag.' + f)).join('、'));
   for (const k of ['reason', 'result', 'note']) if (d[k]) bits.push(d[k]);
   if (d.late) bits.push(t('clock.latefiled'));
@@ -477,7 +482,7 @@ function renderActions(d) {
   const box = $('#actions');
   if (!box) return;
   if (d.status === 'resolved' || !S.me.scopes.includes('incidents:write')) { box.innerHTML = ''; return; }
-  const filable = (d.clocks || []).filter((c) => c.status !== 'met');
+  const filable = (d.clocks || []).filter(owed);
   const flags = ['casualties', 'injuries', 'property_loss', 'loss_of_control'];
   box.innerHTML = `<section class="card"><h2>${t('inc.actions')}</h2>
     ${d.status === 'open' ? `<p><button type="button" class="primary" data-testid="action-ack" id="act-ack">${t('act.ack')}</button></p>` : ''}
