@@ -29,7 +29,7 @@ class LineList(list):
 
 
 class _Loader(yaml.SafeLoader):
-    duplicates: list[tuple[int, Any]]  # (line, key) of every key given twice in one mapping
+    duplicates: list[tuple[int, Any]]  # (line, key) of every key seen twice in one mapping
 
 
 def _mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
@@ -106,8 +106,8 @@ def locate(data: Any, loc: Sequence[Any]) -> tuple[str, int | None]:
                 line = node.item_lines[part]
             path = f"{path}[{part}]"
             node = node[part]
-        elif isinstance(node, dict) and node.get("kind") == part:
-            continue  # a discriminated union's tag, not a key of the document
+        elif isinstance(node, dict) and part in (node.get("kind"), node.get("type")):
+            continue  # a discriminated union's tag (a target's kind, a channel's type), not a key
         elif isinstance(node, dict) and isinstance(part, str):
             path = f"{path}.{part}" if path else part  # a key missing from the document
             break
