@@ -146,3 +146,26 @@ async def test_consumers_of_dead_processes_are_forgotten_once_idle_and_empty(tmp
     names = {c["name"] for c in await a.client.xinfo_consumers(STREAM, GROUP)}
     assert names == {"holding"}  # kept: its entry is reclaimed first, then it is forgotten
     await a.close()
+
+
+async def test_the_same_resolution_twice_in_one_batch_counts_once(tmp_path, redis_url):
+    """Two Alertmanager replicas send the same resolution; placed in one batch, the
+    incident's firing count drops by one, not two, and the incident recovers."""
+    from datetime import datetime, timedelta, timezone
+
+    cfg = config_file(tmp_path, redis_url)
+    a = replica(cfg, redis_url, FakeTime())
+    intake = Intake(a.client, a.router, parse_stored, consumer="c", block_ms=10)
+    await intake.ensure_group()
+    fired = alert("power.on_battery", "u3a", "u3")
+    await intake.submit(json.dumps([fired]).encode(), "list", "ops", time.time())
+    assert await intake.step() == 1
+    ended = {**fired, "status": "resolved", "endsAt": (datetime.now(timezone.utc) - timedelta(seconds=1)).isoformat()}
+    for _ in range(2):  # both replicas' webhooks, stored before the consumer reads either
+        await intake.submit(json.dumps({"version": "4", "status": "resolved", "alerts": [ended]}).encode(), "webhook", "am", time.time(),
+                            wait=False)
+    assert await intake.step() == 2
+    [inc_id] = await a.router.store.open_ids()
+    inc = await a.router.store.require(inc_id)
+    assert inc.alerts_firing == 0 and inc.recovered and inc.alerts_total == 1
+    await a.close()

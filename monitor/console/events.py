@@ -18,6 +18,7 @@ from typing import AsyncIterator
 import structlog
 from aiohttp import web
 
+from monitor.core.errors import StoreError
 from monitor.core.supervise import check_cancelled, stop, supervise
 from monitor.durable import notices
 from monitor.durable.connection import CONNECTION_FAILURES, translate
@@ -85,9 +86,10 @@ class Hub:
         while True:
             try:
                 await self._listen()
-            except CONNECTION_FAILURES as err:
+            except (*CONNECTION_FAILURES, StoreError) as err:  # StoreBusy: no pooled connection came free
                 if not self.failing:
-                    log.error("console_events_redis_unreachable", error=str(translate(err)))
+                    log.error("console_events_redis_unreachable",
+                              error=str(err if isinstance(err, StoreError) else translate(err)))
                     self.failing = True
                 await asyncio.sleep(1.0)
 

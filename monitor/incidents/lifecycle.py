@@ -70,7 +70,7 @@ def merge(inc: Incident, stored: Mapping[str, StoredAlert], items: Items, now: d
     changed = False
     for alert, c in items:
         fp = c.fingerprint
-        old = stored.get(fp) or change.alerts.get(fp)
+        old = change.alerts.get(fp) or stored.get(fp)  # this batch's news of it first: it is the newer
         new = StoredAlert.of(alert, alert.resolved_at(now), fp)
         if old and old.status == new.status and old.starts_at <= new.starts_at:
             continue
