@@ -157,7 +157,9 @@ def test_language_switch_turns_every_string_english(browser, hall):
     page.get_by_test_id("lang-switch").click()
     page.wait_for_selector("h1:has-text('Open incidents')")
     assert page.locator("nav a").first.inner_text() == "Open incidents"
-    assert "Mains power lost, UPS on battery (power.on_battery)" in row(page, inc["id"]).inner_text()
+    # the list is drawn again in English: wait for this row's new text, not the moment between
+    page.wait_for_selector(f'[data-testid="incident-row"][data-incident-id="{inc["id"]}"]'
+                           ':has-text("Mains power lost, UPS on battery (power.on_battery)")')
     assert page.evaluate("document.documentElement.lang") == "en"
     row(page, inc["id"]).locator("a").click()
     page.wait_for_selector("h2:has-text('Reports due')")
