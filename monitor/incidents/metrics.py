@@ -18,6 +18,7 @@ from typing import Iterable
 import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from redis.asyncio import Redis
 
 from monitor.core import workdays
 from monitor.core.secret import redact
@@ -90,10 +91,12 @@ class IncidentCollector(Collector):
 
 
 async def refresh_forever(collector: IncidentCollector, store: IncidentStore, every: float = 2.0,
-                          resync: float = 300.0, coalesce: float = 0.2) -> None:
+                          resync: float = 300.0, coalesce: float = 0.2, listen: Redis | None = None) -> None:
+    """``listen``: a client whose pool the subscription may hold a connection of for ever
+    (not the requests' pool)."""
     failing = False
     while True:
-        pubsub = store.r.pubsub()
+        pubsub = (listen or store.r).pubsub()
         try:
             await pubsub.subscribe(notices.CHANNEL)
             await collector.refresh(store)  # after subscribing: no change falls in between
