@@ -101,7 +101,7 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.ROUTER] = router
     # the intake's blocking reads and the metrics' subscription hold their connections:
     # a pool of their own, so that a small redis_pool is all the requests'
-    listen = redisconn.connect(cfg.service.redis_url, pool_size=4, pool_wait=1.0, socket_connect_timeout=2,
+    listen = redisconn.connect(cfg.service.redis_url, pool_size=redisconn.LISTEN_POOL, pool_wait=1.0, socket_connect_timeout=2,
                                socket_timeout=5, decode_responses=True)
     intake = Intake(client, router, parse_stored, cap=lambda: rt.config.api.max_new_incidents_per_request,
                     reader=listen)
