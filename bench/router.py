@@ -31,7 +31,7 @@ from aiohttp import web
 
 from bench.common import percentile
 from monitor.durable.timers import Timers
-from monitor.service.serve import event_loop_policy
+from monitor.service.serve import event_loop_policy, settle_heap
 from simulators.redisproc import RedisServer
 from tests.routerkit import TOKENS, make_app
 
@@ -159,6 +159,7 @@ async def run(n: int, per_request: int, steady_rate: int) -> None:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
+        settle_heap()  # as `hallmon run` does once listening
         base = f"http://127.0.0.1:{runner.addresses[0][1]}"
         r = aioredis.from_url(srv.url)
         mem0 = (await r.info("memory"))["used_memory"]

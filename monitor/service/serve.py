@@ -3,6 +3,7 @@ bounded shutdown."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from typing import Callable
 
@@ -28,6 +29,21 @@ def event_loop_policy() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+def settle_heap() -> None:
+    """Move what start-up made (config, plans, modules: ~100,000 objects) out of the
+    garbage collector's sight: a storm's many short-lived alerts trigger collections,
+    and each full one walked all of it (bench/router: ~30 % of a burst's CPU). A reload
+    thaws it first (``reload``), so the config it replaces can still be collected."""
+    gc.collect()
+    gc.freeze()
+
+
+def reload(runtime: Runtime) -> None:
+    gc.unfreeze()
+    runtime.reload()
+    settle_heap()
+
+
 async def serve(path: str, shard: str, ready: Callable[[str], None] | None = None) -> None:
     config = load_config(path)
     registry = CollectorRegistry()
@@ -47,12 +63,13 @@ async def serve(path: str, shard: str, ready: Callable[[str], None] | None = Non
         await runner.cleanup()
         raise
     bound = runner.addresses[0]
+    settle_heap()
     log.info("listening", address=f"{bound[0]}:{bound[1]}", max_connections=cap, fd_limit=fd_limit)
     if ready:
         ready(f"http://{bound[0]}:{bound[1]}")
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    signals = {signal.SIGTERM: stop.set, signal.SIGINT: stop.set, signal.SIGHUP: runtime.reload}
+    signals = {signal.SIGTERM: stop.set, signal.SIGINT: stop.set, signal.SIGHUP: lambda: reload(runtime)}
     for sig, handler in signals.items():
         loop.add_signal_handler(sig, handler)
     try:
