@@ -115,6 +115,11 @@ class StoreClient(aioredis.Redis):
         return StorePipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
 
 
+# a second, small pool per process for connections held for long (the intake's blocking
+# reads, the incident metrics' subscription), so that they never take the requests' ones
+LISTEN_POOL = 4
+
+
 def connect(url: str, pool_size: int = 64, pool_wait: float = 1.0, **kwargs: Any) -> StoreClient:
     """A client for ``url``. A command that fails is retried once after a short pause (a
     connection Redis dropped on restart is replaced), then raises ``StoreError``."""

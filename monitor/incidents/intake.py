@@ -82,9 +82,13 @@ def parse_entry(entry_id: str, fields: dict[Any, Any], parse: Parser) -> Entry:
 
 
 class Intake:
-    def __init__(self, client: Redis, router: Router, parse: Parser, consumer: str | None = None, claim_idle: float = 5.0,
-                 batch_alerts: int = 2000, block_ms: int = 1000, linger: float = 0.05, cap: Callable[[], int | None] = lambda: None):
+    def __init__(self, client: Redis, router: Router, parse: Parser, consumer: str | None = None,
+                 claim_idle: float = 5.0, batch_alerts: int = 2000, block_ms: int = 1000, linger: float = 0.05,
+                 cap: Callable[[], int | None] = lambda: None, reader: Redis | None = None):
         self.r = client
+        # the blocking reads hold a connection up to ``block_ms``: from a pool of their own
+        # when given, so that they never take one the requests need
+        self.reader = reader or client
         self.router = router
         self.parse = parse
         self.cap = cap  # api.max_new_incidents_per_request of the running config
@@ -183,7 +187,7 @@ class Intake:
             try:
                 if fresh:
                     await self.ensure_group()
-                    own: Any = await self.r.xreadgroup(GROUP, self.consumer, {STREAM: "0"}, count=1000)
+                    own: Any = await self.reader.xreadgroup(GROUP, self.consumer, {STREAM: "0"}, count=1000)
                     backlog = [item for _s_, items in own or [] for item in items if item[1]]
                     if backlog:
                         await self.process(backlog)
@@ -221,7 +225,7 @@ class Intake:
         return len(entries)
 
     async def _read(self, block: int | None) -> list[Any]:
-        resp: Any = await self.r.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=200, block=block)
+        resp: Any = await self.reader.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=200, block=block)
         return [item for _s_, items in resp or [] for item in items]
 
     async def _reclaim(self) -> list[Any]:

@@ -99,7 +99,12 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
     store = IncidentStore(client, timers)
     router = Router(store, lambda: rt.config)  # its calendar: the running config's work_calendar
     app[keys.ROUTER] = router
-    intake = Intake(client, router, parse_stored, cap=lambda: rt.config.api.max_new_incidents_per_request)
+    # the intake's blocking reads and the metrics' subscription hold their connections:
+    # a pool of their own, so that a small redis_pool is all the requests'
+    listen = redisconn.connect(cfg.service.redis_url, pool_size=redisconn.LISTEN_POOL, pool_wait=1.0, socket_connect_timeout=2,
+                               socket_timeout=5, decode_responses=True)
+    intake = Intake(client, router, parse_stored, cap=lambda: rt.config.api.max_new_incidents_per_request,
+                    reader=listen)
     app[keys.INTAKE] = intake
     secret = cfg.api.link_secret_env or cfg.api.link_secret_file
     if secret is None:
@@ -136,9 +141,11 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks = [asyncio.create_task(supervise("router_consumer", consume, restarts)),
              asyncio.create_task(supervise("intake", intake.run, restarts)),
              asyncio.create_task(supervise("clock_timers", lambda: timers.run(router.clock_timer), restarts)),
-             asyncio.create_task(supervise("incident_metrics", lambda: refresh_forever(collector, store), restarts))]
+             asyncio.create_task(supervise("incident_metrics", lambda: refresh_forever(collector, store, listen=listen),
+                                            restarts))]
     yield
     await stop(tasks)
+    await listen.aclose()
     app[keys.REGISTRY].unregister(collector)
 
 

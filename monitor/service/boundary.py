@@ -43,6 +43,7 @@ from monitor.core.errors import (
     StoreError,
     Unauthorized,
 )
+from monitor.durable.connection import LISTEN_POOL
 
 log = structlog.get_logger("hallmon.http")
 
@@ -124,7 +125,7 @@ class _Refusal(asyncio.Protocol):
 def connection_cap(svc: ServiceConfig) -> tuple[int, int]:
     """How many HTTP connections may be open at once, and the process's fd limit (its soft
     limit raised to the hard one first). The cap leaves room for every concurrent check,
-    every pooled Redis connection and ``http.fd_reserve`` more, so that idle clients can
+    every pooled Redis connection (both pools) and ``http.fd_reserve`` more, so that idle clients can
     never starve the probes into a false ``network.down``."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
@@ -133,7 +134,7 @@ def connection_cap(svc: ServiceConfig) -> tuple[int, int]:
             soft = hard
         except (ValueError, OSError):
             pass
-    budget = soft - svc.max_concurrent_checks - svc.redis_pool.size - svc.http.fd_reserve
+    budget = soft - svc.max_concurrent_checks - svc.redis_pool.size - LISTEN_POOL - svc.http.fd_reserve
     return max(8, min(svc.http.max_connections, budget)), soft
 
 

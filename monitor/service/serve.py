@@ -32,9 +32,16 @@ def event_loop_policy() -> None:
 def settle_heap() -> None:
     """Move what start-up made (config, plans, modules: ~100,000 objects) out of the
     garbage collector's sight: a storm's many short-lived alerts trigger collections,
-    and each full one walked all of it (bench/router: ~30 % of a burst's CPU)."""
+    and each full one walked all of it (bench/router: ~30 % of a burst's CPU). A reload
+    thaws it first (``reload``), so the config it replaces can still be collected."""
     gc.collect()
     gc.freeze()
+
+
+def reload(runtime: Runtime) -> None:
+    gc.unfreeze()
+    runtime.reload()
+    settle_heap()
 
 
 async def serve(path: str, shard: str, ready: Callable[[str], None] | None = None) -> None:
@@ -65,7 +72,7 @@ async def serve(path: str, shard: str, ready: Callable[[str], None] | None = Non
         ready(f"http://{bound[0]}:{bound[1]}")
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    signals = {signal.SIGTERM: stop.set, signal.SIGINT: stop.set, signal.SIGHUP: runtime.reload}
+    signals = {signal.SIGTERM: stop.set, signal.SIGINT: stop.set, signal.SIGHUP: lambda: reload(runtime)}
     for sig, handler in signals.items():
         loop.add_signal_handler(sig, handler)
     try:
