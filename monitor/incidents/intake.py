@@ -207,9 +207,10 @@ class Intake:
         if not entries:
             entries = await self._read(self.block_ms)
             # linger while requests keep coming (a burst): they are answered first, and
-            # placed together after, in fewer and larger writes
+            # placed together after, in fewer and larger writes; a lone request (the
+            # usual Alertmanager notification) is placed at once
             lingered = 0.0
-            while entries and len(entries) < 1000 and lingered < self.linger:
+            while 1 < len(entries) < 1000 and lingered < self.linger:
                 await asyncio.sleep(0.005)
                 lingered += 0.005
                 more = await self._read(None)
