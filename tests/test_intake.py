@@ -169,3 +169,45 @@ async def test_the_same_resolution_twice_in_one_batch_counts_once(tmp_path, redi
     inc = await a.router.store.require(inc_id)
     assert inc.alerts_firing == 0 and inc.recovered and inc.alerts_total == 1
     await a.close()
+
+
+async def test_a_lone_request_after_quiet_is_placed_at_once_and_requests_that_keep_coming_are_lingered_on(
+        tmp_path, redis_url):
+    """The linger gathers a burst: a lone request after a quiet spell gives no sign of
+    one and is placed at once (no second read); one right after another (within the
+    linger) or two read together make the consumer look for more before placing."""
+    cfg = config_file(tmp_path, redis_url)
+    a = replica(cfg, redis_url, FakeTime())
+    reads: list[int] = []
+
+    def counting(intake: Intake) -> Intake:
+        read = intake._read
+
+        async def counted(block):
+            got = await read(block)
+            reads.append(len(got))
+            return got
+        intake._read = counted  # type: ignore[method-assign]
+        return intake
+
+    def body(fault: str, site: str, unit: str) -> bytes:
+        return json.dumps([alert(fault, site, unit)]).encode()
+    intake = counting(Intake(a.client, a.router, parse_stored, consumer="c", block_ms=10, linger=60.0))
+    await intake.ensure_group()
+    lone = await intake.submit(body("power.on_battery", "u4a", "u4"), "list", "ops", time.time())
+    assert await intake.step() == 1
+    assert reads == [1]  # read once: not lingered on
+    assert await intake.wait(lone, 1.0) == await a.router.store.open_ids()
+    reads.clear()
+    await intake.submit(body("pos.link_down", "u2a", "u2"), "list", "ops", time.time())
+    assert await intake.step() == 1
+    assert reads == [1, 0]  # within the linger of the last: requests keep coming, looked for more
+    reads.clear()
+    fresh = counting(Intake(a.client, a.router, parse_stored, consumer="d", block_ms=10, linger=60.0))
+    for site, unit in (("u1a", "u1"), ("u3a", "u3")):
+        await a.client.xadd(STREAM, {"body": body("network.down", site, unit), "kind": "list", "actor": "ops",
+                                     "at": repr(time.time())})
+    assert await fresh.step() == 2
+    assert reads == [2, 0]  # two together: looked for more before placing
+    assert await a.client.xlen(STREAM) == 0 and await a.client.xlen(DEAD) == 0  # and placed them
+    await a.close()

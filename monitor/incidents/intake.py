@@ -101,6 +101,7 @@ class Intake:
         self._done: OrderedDict[str, list[str]] = OrderedDict()  # finished before anyone waited
         self._claimed_at = float("-inf")
         self._pruned_at = float("-inf")
+        self._read_at = float("-inf")  # when a read last returned entries
         self._outgoing: list[tuple[dict[Any, Any], asyncio.Future[str]]] = []
         self._flushes: set[asyncio.Future[None]] = set()
 
@@ -211,9 +212,14 @@ class Intake:
         if not entries:
             entries = await self._read(self.block_ms)
             # linger while requests keep coming (a burst): they are answered first, and
-            # placed together after, in fewer and larger writes
+            # placed together after, in fewer and larger writes. A lone request after a
+            # quiet spell (the usual Alertmanager notification) is placed at once.
+            now = asyncio.get_running_loop().time()
+            coming = len(entries) > 1 or now - self._read_at < self.linger
+            if entries:
+                self._read_at = now
             lingered = 0.0
-            while entries and len(entries) < 1000 and lingered < self.linger:
+            while coming and entries and len(entries) < 1000 and lingered < self.linger:
                 await asyncio.sleep(0.005)
                 lingered += 0.005
                 more = await self._read(None)

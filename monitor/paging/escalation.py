@@ -49,8 +49,9 @@ class Escalation:
 
     # ── the handlers ─────────────────────────────────────────────────────────────
     async def opened(self, event: IncidentEvent) -> None:
-        state = await self.states.get(event.id) or await self.states.create(self._freeze(event))
-        await self.resume(state)
+        # stored first, read only when it was there already (a redelivered event): one
+        # round trip on the way to the first page
+        await self.resume(await self.states.create(self._freeze(event)))
 
     async def upgraded(self, event: IncidentEvent) -> None:
         """A new level, or the end of a maintenance window that held the pages
@@ -118,13 +119,15 @@ class Escalation:
         walked again (its pages are queued once); once a wait is scheduled, its durable
         timer carries the escalation on, never the event."""
         if state.step == 0:
-            await self.run(state.incident.id, state.gen, 0)
+            await self.run(state.incident.id, state.gen, 0, state=state)
 
-    async def run(self, incident_id: str, gen: int, start: int, timer_id: str | None = None) -> None:
+    async def run(self, incident_id: str, gen: int, start: int, timer_id: str | None = None,
+                  state: PagingState | None = None) -> None:
         """Walk the policy from ``start`` until a wait step or the end. The pages, the
         progress, the next wait's timer and the end of the timer that fired
-        (``timer_id``) commit in one transaction."""
-        state = await self.states.get(incident_id)
+        (``timer_id``) commit in one transaction. ``state``: as the caller just read it
+        (the commit checks under WATCH that it is still the same generation, not stopped)."""
+        state = state or await self.states.get(incident_id)
         if state is None or state.gen != gen or state.stopped or state.policy is None:
             if timer_id:
                 await self.timers.done(timer_id)
