@@ -15,6 +15,7 @@ import structlog
 
 from monitor.core.logs import console_renderer
 from simulators.redisproc import RedisServer, free_port
+from tests.routerkit import TOKENS
 
 # apps run inside the test process log through structlog's defaults: keep them, with plain
 # tracebacks (rich, when installed, renders every frame's locals: seconds per crash)
@@ -142,3 +143,22 @@ async def checker():
         yield ch
         for probe in probes.values():
             await probe.close()
+
+
+@pytest.fixture
+def tokens(monkeypatch):
+    """The API tokens' secrets the test configs name (tests.routerkit.TOKENS), in the
+    environment; a module asks for it with ``pytestmark = pytest.mark.usefixtures("tokens")``."""
+    for k, v in TOKENS.items():
+        monkeypatch.setenv(k, v)
+
+
+@pytest.fixture(scope="module")
+def halls(tmp_path_factory):
+    """One ``hallmon run`` per built-in plan, started on first use, for the module's tests."""
+    from tests.plankit import Halls  # here, not at the top: plankit imports this module's ServiceProcess
+
+    h = Halls(tmp_path_factory.mktemp("halls"))
+    yield h
+    h.close()
+

@@ -14,10 +14,7 @@ from tests.routerkit import TOKENS, alert, auth, make_app
 AM = shutil.which("prometheus-alertmanager")
 
 
-@pytest.fixture(autouse=True)
-def tokens(monkeypatch):
-    for k, v in TOKENS.items():
-        monkeypatch.setenv(k, v)
+pytestmark = pytest.mark.usefixtures("tokens")  # the config's token secrets (tests.routerkit.TOKENS)
 
 
 class Alertmanager:

@@ -3,13 +3,9 @@ with 400 {"error", "detail"} and changes nothing (never a 500)."""
 
 import pytest
 
-from tests.routerkit import TOKENS, alert, auth, make_app
+from tests.routerkit import alert, auth, make_app
 
-
-@pytest.fixture(autouse=True)
-def tokens(monkeypatch):
-    for k, v in TOKENS.items():
-        monkeypatch.setenv(k, v)
+pytestmark = pytest.mark.usefixtures("tokens")  # the config's token secrets (tests.routerkit.TOKENS)
 
 
 BODIES = [b"[]", b'"text"', b"42", b"null", b"[{\"by\": \"duty-a\"}]"]

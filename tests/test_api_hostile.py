@@ -12,13 +12,9 @@ import redis
 
 from simulators.redisproc import free_port
 from tests.pagingkit import paging_yaml
-from tests.routerkit import TOKENS, alert, auth, make_app
+from tests.routerkit import alert, auth, make_app
 
-
-@pytest.fixture(autouse=True)
-def tokens(monkeypatch):
-    for k, v in TOKENS.items():
-        monkeypatch.setenv(k, v)
+pytestmark = pytest.mark.usefixtures("tokens")  # the config's token secrets (tests.routerkit.TOKENS)
 
 
 def raw_alert(labels: str = '"fault": "system.down", "site": "u3a", "unit": "u3"', annotations: str = "{}",

@@ -10,15 +10,12 @@ import pytest
 from monitor.config.model import load_config
 from monitor.core.errors import ConfigError
 from tests.pagingkit import paging_yaml
-from tests.routerkit import TOKENS, alert, auth, make_app, org_config
+from tests.routerkit import alert, auth, make_app, org_config
 
 PORT = "HALLMON_T_PORT"
 
 
-@pytest.fixture(autouse=True)
-def tokens(monkeypatch):
-    for k, v in TOKENS.items():
-        monkeypatch.setenv(k, v)
+pytestmark = pytest.mark.usefixtures("tokens")  # the config's token secrets (tests.routerkit.TOKENS)
 
 
 def with_targets(text: str) -> str:

@@ -23,10 +23,7 @@ TZ = ZoneInfo("Asia/Shanghai")
 OFFICIAL = WorkCalendar()
 
 
-@pytest.fixture(autouse=True)
-def tokens(monkeypatch):
-    for k, v in TOKENS.items():
-        monkeypatch.setenv(k, v)
+pytestmark = pytest.mark.usefixtures("tokens")  # the config's token secrets (tests.routerkit.TOKENS)
 
 
 def next_workday(day: date) -> date:

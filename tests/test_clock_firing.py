@@ -25,10 +25,7 @@ clocks:
 """
 
 
-@pytest.fixture(autouse=True)
-def tokens(monkeypatch):
-    for k, v in TOKENS.items():
-        monkeypatch.setenv(k, v)
+pytestmark = pytest.mark.usefixtures("tokens")  # the config's token secrets (tests.routerkit.TOKENS)
 
 
 def events(redis_url: str) -> list[tuple[str, str]]:

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from monitor.service import keys
-from tests.routerkit import TOKENS, alert, auth, make_app
+from tests.routerkit import alert, auth, make_app
 
 PLAN = """\
 base: default
@@ -23,10 +23,7 @@ clocks:
 """
 
 
-@pytest.fixture(autouse=True)
-def tokens(monkeypatch):
-    for k, v in TOKENS.items():
-        monkeypatch.setenv(k, v)
+pytestmark = pytest.mark.usefixtures("tokens")  # the config's token secrets (tests.routerkit.TOKENS)
 
 
 def kinds(redis_url: str, inc_id: str) -> list[str]:

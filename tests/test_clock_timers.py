@@ -8,7 +8,7 @@ import pytest
 from monitor.incidents.store import P
 from monitor.plans.model import builtin_ids, load_plan
 from monitor.service.ingest import parse_list
-from tests.routerkit import TOKENS, FakeTime, alert, config_file, replica, stream_events
+from tests.routerkit import FakeTime, alert, config_file, replica, stream_events
 
 QUICK_PLAN = """\
 base: default
@@ -23,10 +23,7 @@ clocks:
 """
 
 
-@pytest.fixture(autouse=True)
-def tokens(monkeypatch):
-    for k, v in TOKENS.items():
-        monkeypatch.setenv(k, v)
+pytestmark = pytest.mark.usefixtures("tokens")  # the config's token secrets (tests.routerkit.TOKENS)
 
 
 async def test_due_clock_fires_once_across_two_replicas(tmp_path, redis_url):

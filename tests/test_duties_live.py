@@ -14,24 +14,15 @@ import pytest
 from monitor.plans.model import builtin_ids, load_plan
 from simulators.nutserver import NutServer
 from simulators.redisproc import free_port
-from tests.plankit import Hall, Halls, Receiver, alert, at, cli, clocks, six_units, wait_for
-from tests.routerkit import TOKENS
+from tests.plankit import Hall, Receiver, alert, at, cli, clocks, six_units, wait_for
 
 TZ = ZoneInfo("Asia/Shanghai")
 BY = {"by": "测试值班长甲"}
 
 
-@pytest.fixture(autouse=True)
-def tokens(monkeypatch):
-    for k, v in TOKENS.items():
-        monkeypatch.setenv(k, v)
+pytestmark = pytest.mark.usefixtures("tokens")  # the config's token secrets (tests.routerkit.TOKENS)
 
 
-@pytest.fixture(scope="module")
-def halls(tmp_path_factory):
-    h = Halls(tmp_path_factory.mktemp("duties"))
-    yield h
-    h.close()
 
 
 def end_of_quarter(year: int, quarter: int) -> datetime:  # quarter 0..3, may run past 3

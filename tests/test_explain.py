@@ -22,10 +22,7 @@ UPLINK = ('        - {id: u1a, name: 测试一关甲厅, uplinks: [uplink], targ
           'kind: net.tcp, address: "127.0.0.1:9", system: wan, for: 1h}]}\n')
 
 
-@pytest.fixture(autouse=True)
-def tokens(monkeypatch):
-    for k, v in TOKENS.items():
-        monkeypatch.setenv(k, v)
+pytestmark = pytest.mark.usefixtures("tokens")  # the config's token secrets (tests.routerkit.TOKENS)
 
 
 def with_uplink(text: str) -> str:

@@ -10,13 +10,9 @@ import pytest
 
 from monitor.core.alert import Alert
 from monitor.incidents.metrics import IncidentCollector, refresh_forever
-from tests.routerkit import TOKENS, FakeTime, config_file, replica
+from tests.routerkit import FakeTime, config_file, replica
 
-
-@pytest.fixture(autouse=True)
-def tokens(monkeypatch):
-    for k, v in TOKENS.items():
-        monkeypatch.setenv(k, v)
+pytestmark = pytest.mark.usefixtures("tokens")  # the config's token secrets (tests.routerkit.TOKENS)
 
 
 async def until(pred, timeout: float = 10.0):

@@ -13,13 +13,9 @@ import redis.asyncio as aioredis
 
 from monitor.incidents.intake import DEAD, GROUP, STREAM, Intake
 from monitor.service.ingest import parse_stored
-from tests.routerkit import TOKENS, FakeTime, alert, auth, config_file, make_app, replica
+from tests.routerkit import FakeTime, alert, auth, config_file, make_app, replica
 
-
-@pytest.fixture(autouse=True)
-def tokens(monkeypatch):
-    for k, v in TOKENS.items():
-        monkeypatch.setenv(k, v)
+pytestmark = pytest.mark.usefixtures("tokens")  # the config's token secrets (tests.routerkit.TOKENS)
 
 
 @pytest.fixture

@@ -11,24 +11,15 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from monitor.plans.model import builtin_ids, load_plan
-from tests.plankit import Hall, Halls, Receiver, alert, at, clocks, six_units, wait_for
-from tests.routerkit import TOKENS
+from tests.plankit import Hall, Receiver, alert, at, clocks, six_units, wait_for
 
 BY = {"by": "测试值班长甲"}
 TIME_PLANS = [p for p in builtin_ids() if any(r.when.lasting_at_least for r in load_plan(p).level_rules)]
 
 
-@pytest.fixture(autouse=True)
-def tokens(monkeypatch):
-    for k, v in TOKENS.items():
-        monkeypatch.setenv(k, v)
+pytestmark = pytest.mark.usefixtures("tokens")  # the config's token secrets (tests.routerkit.TOKENS)
 
 
-@pytest.fixture(scope="module")
-def halls(tmp_path_factory):
-    h = Halls(tmp_path_factory.mktemp("levels"))
-    yield h
-    h.close()
 
 
 def now() -> datetime:

@@ -13,7 +13,6 @@ import pytest
 
 from monitor.plans.model import builtin_ids
 from tests.plankit import Hall, Receiver, alert, wait_for
-from tests.routerkit import TOKENS
 
 BY = {"by": "测试值班长甲"}
 CONFIG_WINDOW = ("{id: u4a, name: 测试四关大厅}",
@@ -21,10 +20,7 @@ CONFIG_WINDOW = ("{id: u4a, name: 测试四关大厅}",
                  "to: '2036-01-01T00:00:00+08:00', reason: 机房改造}]}")
 
 
-@pytest.fixture(autouse=True)
-def tokens(monkeypatch):
-    for k, v in TOKENS.items():
-        monkeypatch.setenv(k, v)
+pytestmark = pytest.mark.usefixtures("tokens")  # the config's token secrets (tests.routerkit.TOKENS)
 
 
 @pytest.fixture

@@ -15,24 +15,15 @@ from monitor.config.model import load_config
 from monitor.paging.handoff import duty_people
 from monitor.paging.rosters import Rosters
 from monitor.plans.model import builtin_ids, load_plan
-from tests.plankit import Halls, alert, at, cli, clocks
-from tests.routerkit import TOKENS
+from tests.plankit import alert, at, cli, clocks
 
 TZ = ZoneInfo("Asia/Shanghai")
 BY = {"by": "测试值班长甲"}
 
 
-@pytest.fixture(autouse=True)
-def tokens(monkeypatch):
-    for k, v in TOKENS.items():
-        monkeypatch.setenv(k, v)
+pytestmark = pytest.mark.usefixtures("tokens")  # the config's token secrets (tests.routerkit.TOKENS)
 
 
-@pytest.fixture(scope="module")
-def halls(tmp_path_factory):
-    h = Halls(tmp_path_factory.mktemp("halls"))
-    yield h
-    h.close()
 
 
 def now() -> datetime:

@@ -9,13 +9,9 @@ import redis.asyncio as aioredis
 
 from monitor.durable.events import EventConsumer
 from monitor.plans.model import builtin_ids
-from tests.routerkit import TOKENS, alert, auth, make_app
+from tests.routerkit import alert, auth, make_app
 
-
-@pytest.fixture(autouse=True)
-def tokens(monkeypatch):
-    for k, v in TOKENS.items():
-        monkeypatch.setenv(k, v)
+pytestmark = pytest.mark.usefixtures("tokens")  # the config's token secrets (tests.routerkit.TOKENS)
 
 
 @pytest.fixture

@@ -5,13 +5,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.routerkit import TOKENS, alert, auth, make_app
+from tests.routerkit import alert, auth, make_app
 
-
-@pytest.fixture(autouse=True)
-def tokens(monkeypatch):
-    for k, v in TOKENS.items():
-        monkeypatch.setenv(k, v)
+pytestmark = pytest.mark.usefixtures("tokens")  # the config's token secrets (tests.routerkit.TOKENS)
 
 
 async def test_an_earlier_alert_moves_detection_and_its_clocks(aiohttp_client, tmp_path, redis_url):

@@ -8,13 +8,9 @@ import pytest
 import redis
 
 from monitor.incidents.store import IncidentStore
-from tests.routerkit import TOKENS, alert, auth, make_app
+from tests.routerkit import alert, auth, make_app
 
-
-@pytest.fixture(autouse=True)
-def tokens(monkeypatch):
-    for k, v in TOKENS.items():
-        monkeypatch.setenv(k, v)
+pytestmark = pytest.mark.usefixtures("tokens")  # the config's token secrets (tests.routerkit.TOKENS)
 
 
 async def test_concurrent_replicas_open_one_incident_per_group(aiohttp_client, tmp_path, redis_url):

@@ -10,15 +10,12 @@ import pytest
 
 from monitor.config.model import load_config
 from monitor.core.errors import ConfigError
-from tests.routerkit import TOKENS, alert, auth, make_app
+from tests.routerkit import alert, auth, make_app
 
 PLANS = sorted(p.stem for p in (Path(__file__).parent.parent / "monitor/plans/builtin").glob("*.yml"))
 
 
-@pytest.fixture(autouse=True)
-def tokens(monkeypatch):
-    for k, v in TOKENS.items():
-        monkeypatch.setenv(k, v)
+pytestmark = pytest.mark.usefixtures("tokens")  # the config's token secrets (tests.routerkit.TOKENS)
 
 
 def with_cap(cap: int | None):
