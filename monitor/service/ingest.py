@@ -44,30 +44,37 @@ def _strmap(value: Any, where: str, required: bool) -> dict[str, str]:
     if not isinstance(value, dict):
         raise Invalid(f"{where}: expected an object of strings")
     for k, v in value.items():
-        if not isinstance(v, str):
+        if type(v) is not str:
             raise Invalid(f"{where}.{k}: expected a string")
-    return dict(value)
+    return value  # the parser's own fresh dict: nothing else holds it
 
 
 def parse_alert(obj: Any, where: str, source: str, status: str | None = None,
                 now: datetime | None = None, window: Window | None = None) -> Alert:
+    now = now or datetime.now(timezone.utc)
+    bounds = None if window is None else (now - window.past, now + window.future)
+    return _alert(obj, where, source, status, now, bounds)
+
+
+def _alert(obj: Any, where: str, source: str, status: str | None, now: datetime,
+           bounds: tuple[datetime, datetime] | None) -> Alert:
     if not isinstance(obj, dict):
         raise Invalid(f"{where}: expected an object")
     labels = _strmap(obj.get("labels"), f"{where}.labels", required=True)
     if not labels:
         raise Invalid(f"{where}.labels: must not be empty")
-    now = now or datetime.now(timezone.utc)
     starts = _time(obj.get("startsAt"), f"{where}.startsAt", required=False) or now
-    if window is not None and not now - window.past <= starts <= now + window.future:
-        raise Invalid(f"{where}.startsAt: expected within {window.past.total_seconds():g}s before and "
-                      f"{window.future.total_seconds():g}s after now, got {starts.isoformat()}")
+    if bounds is not None and not bounds[0] <= starts <= bounds[1]:
+        past, future = now - bounds[0], bounds[1] - now
+        raise Invalid(f"{where}.startsAt: expected within {past.total_seconds():g}s before and "
+                      f"{future.total_seconds():g}s after now, got {starts.isoformat()}")
     ends = _time(obj.get("endsAt"), f"{where}.endsAt", required=False)
     if status == "firing" and ends is not None and ends <= now:
         ends = None  # Alertmanager sends a future endsAt on firing alerts; a past one is stale
     if status == "resolved" and (ends is None or ends > now):
         ends = now  # the sender says resolved: a future endsAt is only its clock running ahead
     url = obj.get("generatorURL", "")
-    if not isinstance(url, str):
+    if type(url) is not str:
         raise Invalid(f"{where}.generatorURL: expected a string")
     return Alert(labels=labels, annotations=_strmap(obj.get("annotations"), f"{where}.annotations", False),
                  starts_at=starts, ends_at=ends, generator_url=url, source=source)
@@ -86,13 +93,14 @@ def parse_webhook(body: Any, window: Window | None = None, now: datetime | None 
         raise Invalid(f"alerts: at most {MAX_ALERTS} per request")
     out = []
     now = now or datetime.now(timezone.utc)
+    bounds = None if window is None else (now - window.past, now + window.future)
     for i, a in enumerate(alerts):
         if not isinstance(a, dict):
             raise Invalid(f"alerts[{i}]: expected an object")
         status = a.get("status", "firing")
         if status not in ("firing", "resolved"):
             raise Invalid(f"alerts[{i}].status: expected firing or resolved")
-        out.append(parse_alert(a, f"alerts[{i}]", "alertmanager", status=status, now=now, window=window))
+        out.append(_alert(a, f"alerts[{i}]", "alertmanager", status, now, bounds))
     return out
 
 
@@ -103,7 +111,8 @@ def parse_list(body: Any, window: Window | None = None, now: datetime | None = N
     if len(body) > MAX_ALERTS:
         raise Invalid(f"body: at most {MAX_ALERTS} alerts per request")
     now = now or datetime.now(timezone.utc)
-    return [parse_alert(a, f"[{i}]", "api", now=now, window=window) for i, a in enumerate(body)]
+    bounds = None if window is None else (now - window.past, now + window.future)
+    return [_alert(a, f"[{i}]", "api", None, now, bounds) for i, a in enumerate(body)]
 
 
 def parse_stored(kind: str, body: Any, now: datetime) -> list[Alert]:
