@@ -2,7 +2,9 @@
 
 * a SIGKILL loop under a stream of webhook alerts: every alert answered 2xx is in an
   incident once the last process has reclaimed what the killed ones left;
-* two replicas racing on the same new groups: one incident per group, never a 5xx.
+* two replicas racing on the same new groups: one incident per group, never a 5xx;
+* redis-server paused (SIGSTOP) for seconds under an alert stream, then resumed: only
+  202 or 503 JSON, every 202 alert in the incident (requests wait out the pause).
 
 Redis stopped or not yet started, and a saturated pool, are in ``test_api_faults``;
 a receiver answering 500 or hanging, in ``test_delivery`` and ``test_paging_kill``.
@@ -21,6 +23,7 @@ import aiohttp
 import pytest
 import redis
 
+from simulators.redisproc import RedisServer
 from tests.routerkit import TOKENS, auth, org_config
 
 pytestmark = pytest.mark.chaos
@@ -140,3 +143,65 @@ async def test_two_replicas_racing_on_new_groups_open_one_incident_each(tmp_path
     assert len(by_group) == rounds * groups and set(by_group.values()) == {1}
     alerts = sum(d["alerts_total"] for d in docs)
     assert alerts == rounds * groups  # each alert once, though both replicas placed it
+
+
+async def test_redis_paused_under_an_alert_stream_answers_503_and_loses_nothing(tmp_path, service):
+    """redis-server SIGSTOPped for a few seconds (a hung host, a long fork) under a stream
+    of webhook alerts, then resumed: every answer is 202 or 503 JSON (never another 5xx),
+    and every alert answered 202 is in the incident once Redis is back."""
+    paused_for = 6.0 if LONG else 2.5
+    with RedisServer(appendonly=True) as srv:
+        config = tmp_path / "hall.yml"
+        config.write_text(org_config(srv.url), encoding="utf-8")
+        svc = await asyncio.to_thread(service, config, env=TOKENS)
+        acked: set[str] = set()
+        statuses: dict[int, int] = {}
+        slowest = 0.0
+        stop = asyncio.Event()
+
+        async def stream(session: aiohttp.ClientSession, lane: int) -> None:
+            nonlocal slowest
+            k = 0
+            while not stop.is_set():
+                batch = [fault(f"p{lane}-{k}-{j}") for j in range(20)]
+                k += 1
+                t = time.monotonic()
+                async with session.post(f"{svc.base}/api/v1/alerts/alertmanager", json=webhook(batch),
+                                        headers=auth()) as resp:
+                    await resp.read()
+                    slowest = max(slowest, time.monotonic() - t)
+                    statuses[resp.status] = statuses.get(resp.status, 0) + 1
+                    if resp.status == 202:
+                        acked.update(a["labels"]["target"] for a in batch)
+                    else:
+                        assert resp.status == 503 and resp.content_type == "application/json", resp.status
+                        assert resp.headers["Retry-After"]
+                        await asyncio.sleep(0.05)
+
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+            lanes = [asyncio.create_task(stream(session, lane)) for lane in range(4)]
+            await asyncio.sleep(0.5)
+            before = len(acked)
+            assert srv.proc is not None
+            os.kill(srv.proc.pid, signal.SIGSTOP)
+            t_stop = time.monotonic()
+            try:
+                await asyncio.sleep(paused_for)
+            finally:
+                os.kill(srv.proc.pid, signal.SIGCONT)
+            during = len(acked) - before
+            await asyncio.sleep(1.0)
+            stop.set()
+            await asyncio.gather(*lanes)
+        r = redis.Redis.from_url(srv.url, decode_responses=True)
+        t1 = time.monotonic()
+        while time.monotonic() - t1 < 60 and (r.xlen("hallmon:intake") or not acked <= stored_targets(r)):
+            await asyncio.sleep(0.2)
+        stored = stored_targets(r)
+        print(f"\nRedis paused {paused_for:g} s under 4 lanes of 20 alerts: answers {dict(sorted(statuses.items()))}; "
+              f"slowest answer {slowest:.2f} s; {len(acked)} acknowledged ({during} while paused), {len(acked & stored)} of them stored; "
+              f"all placed {time.monotonic() - t1:.1f} s after the stream stopped "
+              f"({time.monotonic() - t_stop:.1f} s after the pause began)")
+        r.close()
+        assert set(statuses) <= {202, 503} and statuses.get(202)
+        assert acked <= stored, f"{len(acked - stored)} acknowledged alerts lost"
