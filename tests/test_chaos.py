@@ -13,6 +13,7 @@ one. Each test prints its figures (``pytest -s``)."""
 from __future__ import annotations
 
 import asyncio
+import email
 import json
 import os
 import signal
@@ -22,8 +23,10 @@ from datetime import datetime, timezone
 import aiohttp
 import pytest
 import redis
+from aiosmtpd.controller import Controller
 
-from simulators.redisproc import RedisServer
+from simulators.redisproc import RedisServer, free_port
+from tests.pagingkit import Harness, config, incident
 from tests.routerkit import TOKENS, auth, org_config
 
 pytestmark = pytest.mark.chaos
@@ -205,3 +208,66 @@ async def test_redis_paused_under_an_alert_stream_answers_503_and_loses_nothing(
         r.close()
         assert set(statuses) <= {202, 503} and statuses.get(202)
         assert acked <= stored, f"{len(acked - stored)} acknowledged alerts lost"
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001 - aiosmtpd's handler hook
+        msg = email.message_from_bytes(envelope.content)  # the text is base64 (Chinese): decoded here
+        self.messages.append("".join(part.get_payload(decode=True).decode() for part in msg.walk()
+                                     if not part.is_multipart()))
+        return "250 OK"
+
+
+async def test_smtp_down_then_up_delivers_each_page_once(redis_url, monkeypatch):
+    """An e-mail channel without a fallback whose SMTP server is down (nothing listens on
+    its port), then started on that port: the pages wait, are retried with backoff, and
+    arrive once each when it is up; nothing is counted failed. (Refused with 451, and
+    down with a fallback: ``test_channels``.)"""
+    for k, v in TOKENS.items():
+        monkeypatch.setenv(k, v)
+    port = free_port()
+    paging = f"""\
+paging:
+  people:
+    - {{id: duty-a, name: 测试值班长甲, channels: [mail]}}
+  channels:
+    - {{id: mail, type: email, to: duty-a@example.invalid, smtp: "127.0.0.1:{port}", starttls: false,
+       timeout: 2s, backoff: 1s, max_backoff: 8s}}
+  policies:
+    - id: default
+      steps:
+        - {{notify: {{person: duty-a}}}}
+"""
+    incidents = [f"INC-20261125-030{i}" for i in range(3)]
+    inbox = Inbox()
+    controller = None
+    async with Harness(redis_url, config(redis_url, paging)) as h:
+        try:
+            t0 = h.clock.time()
+            for inc_id in incidents:
+                await h.publish("opened", incident(inc_id))
+            await h.until(lambda: h.metric("hallmon_page_retries_total", channel="mail") >= 3 * 4, timeout=20,
+                          advance=0.5)
+            down_for = h.clock.time() - t0
+            assert inbox.messages == []
+            controller = Controller(inbox, hostname="127.0.0.1", port=port)
+            controller.start()
+            await h.until(lambda: len(inbox.messages) >= 3, timeout=20, advance=0.5)
+            await h.clock.advance(600)
+            await asyncio.sleep(0.3)
+            retries = h.metric("hallmon_page_retries_total", channel="mail")
+            print(f"\nSMTP down {down_for:.0f} s (clock) then up: pages expected 3, received {len(inbox.messages)}, "
+                  f"retries counted {retries:.0f}, "
+                  f"sent {h.metric('hallmon_pages_sent_total', channel='mail', outcome='sent'):.0f}, "
+                  f"failed {h.metric('hallmon_pages_sent_total', channel='mail', outcome='failed'):.0f}")
+            assert len(inbox.messages) == 3
+            assert all(sum(inc_id in m for m in inbox.messages) == 1 for inc_id in incidents)  # each once
+            assert h.metric("hallmon_pages_sent_total", channel="mail", outcome="sent") == 3
+            assert h.metric("hallmon_pages_sent_total", channel="mail", outcome="failed") == 0
+            assert await h.pager.outbox.pending() == 0
+        finally:
+            if controller is not None:
+                controller.stop()
