@@ -4,10 +4,16 @@
   incident once the last process has reclaimed what the killed ones left;
 * two replicas racing on the same new groups: one incident per group, never a 5xx;
 * redis-server paused (SIGSTOP) for seconds under an alert stream, then resumed: only
-  202 or 503 JSON, every 202 alert in the incident (requests wait out the pause).
+  202 or 503 JSON, every 202 alert in the incident (requests wait out the pause);
+* every Redis connection cut (RST) by a small proxy between steps, repeatedly, under an
+  alert stream: the same promise;
+* SMTP down, then up on the same port, under a channel without fallback: each page once.
 
 Redis stopped or not yet started, and a saturated pool, are in ``test_api_faults``;
-a receiver answering 500 or hanging, in ``test_delivery`` and ``test_paging_kill``.
+a receiver answering 500 then healthy, hanging then answering (others unaffected, its
+pages once each) and a retried timeout, in ``test_delivery``; SIGKILL between send and
+mark, in ``test_paging_kill``; SMTP answering 451 or down with a fallback, in
+``test_channels``.
 The short form runs with the suite; ``make chaos`` (HALLMON_CHAOS=long) runs the long
 one. Each test prints its figures (``pytest -s``)."""
 from __future__ import annotations
@@ -271,3 +277,109 @@ paging:
         finally:
             if controller is not None:
                 controller.stop()
+
+
+class CuttingProxy:
+    """A TCP proxy to Redis (asyncio, port 0) that can cut every connection through it
+    at once, as a NAT timeout or a failover does between two commands of a step."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.writers: set[asyncio.StreamWriter] = set()
+        self.connections = 0
+        self.cuts = 0
+
+    async def start(self) -> "CuttingProxy":
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            writer.close()
+            return
+        pair = {writer, up_writer}
+        self.writers |= pair
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                for w in pair:
+                    w.close()
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self.writers -= pair
+
+    def cut(self) -> None:
+        self.cuts += 1
+        for w in list(self.writers):
+            w.transport.abort()  # RST, not a polite FIN: the peer's next read fails
+        self.writers.clear()
+
+    async def stop(self) -> None:
+        self.cut()
+        self.server.close()
+        await self.server.wait_closed()
+
+
+async def test_redis_connections_cut_under_an_alert_stream_lose_nothing(tmp_path, redis_url, service):
+    """Every Redis connection of a ``hallmon run`` is cut (RST, by a proxy in between)
+    every 0.3 s under a stream of webhook alerts: only 202 or 503 JSON, every alert
+    answered 202 in the one incident, nothing left in the intake stream."""
+    cuts = 20 if LONG else 6
+    proxy = await CuttingProxy(int(redis_url.rsplit(":", 1)[1].split("/")[0])).start()
+    db = redis_url.rsplit("/", 1)[1]
+    config = tmp_path / "hall.yml"
+    config.write_text(org_config(f"redis://127.0.0.1:{proxy.port}/{db}"), encoding="utf-8")
+    try:
+        svc = await asyncio.to_thread(service, config, env=TOKENS)
+        acked: set[str] = set()
+        statuses: dict[int, int] = {}
+        stop = asyncio.Event()
+
+        async def stream(session: aiohttp.ClientSession, lane: int) -> None:
+            k = 0
+            while not stop.is_set():
+                batch = [fault(f"c{lane}-{k}-{j}") for j in range(20)]
+                k += 1
+                async with session.post(f"{svc.base}/api/v1/alerts/alertmanager", json=webhook(batch),
+                                        headers=auth()) as resp:
+                    await resp.read()
+                    statuses[resp.status] = statuses.get(resp.status, 0) + 1
+                    if resp.status == 202:
+                        acked.update(a["labels"]["target"] for a in batch)
+                    else:
+                        assert resp.status == 503 and resp.content_type == "application/json", resp.status
+                        await asyncio.sleep(0.05)
+
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+            lanes = [asyncio.create_task(stream(session, lane)) for lane in range(4)]
+            for _ in range(cuts):
+                await asyncio.sleep(0.3)
+                proxy.cut()
+            await asyncio.sleep(0.5)
+            stop.set()
+            await asyncio.gather(*lanes)
+        r = redis.Redis.from_url(redis_url, decode_responses=True)
+        t1 = time.monotonic()
+        while time.monotonic() - t1 < 60 and (r.xlen("hallmon:intake") or not acked <= stored_targets(r)):
+            await asyncio.sleep(0.2)  # an entry read on a cut connection is reclaimed after 5 s idle
+        stored = stored_targets(r)
+        incidents = r.zcard("hallmon:incidents")
+        print(f"\nRedis connections cut {proxy.cuts} times (every 0.3 s; {proxy.connections} connections made): "
+              f"answers {dict(sorted(statuses.items()))}; {len(acked)} acknowledged, {len(acked & stored)} of them "
+              f"stored, {incidents} incident(s); drained {time.monotonic() - t1:.1f} s after the stream stopped")
+        assert set(statuses) <= {202, 503} and statuses.get(202)
+        assert acked <= stored, f"{len(acked - stored)} acknowledged alerts lost"
+        assert incidents == 1
+        assert r.xlen("hallmon:intake") == 0
+        r.close()
+    finally:
+        await proxy.stop()
