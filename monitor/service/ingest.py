@@ -78,18 +78,7 @@ def _bounds(window: Window | None, now: datetime) -> tuple[datetime, datetime] |
     return None if window is None else (now - window.past, now + window.future)
 
 
-def parse_alert(obj: Any, where: str, source: str, status: str | None = None,
-                now: datetime | None = None, window: Window | None = None) -> Alert:
-    now = now or datetime.now(timezone.utc)
-    try:
-        labels, annotations, starts, ends, url = _fields(obj, status, now, _bounds(window, now))
-    except Invalid as err:
-        raise Invalid(f"{where}{err}") from None
-    return Alert(labels=labels, annotations=annotations, starts_at=starts, ends_at=ends, generator_url=url,
-                 source=source)
-
-
-def webhook_fields(body: Any, window: Window | None = None, now: datetime | None = None) -> list[Fields]:
+def _webhook_fields(body: Any, window: Window | None = None, now: datetime | None = None) -> list[Fields]:
     """Alertmanager webhook payload version 4, checked in full."""
     if not isinstance(body, dict):
         raise Invalid("body: expected an Alertmanager webhook object")
@@ -116,7 +105,7 @@ def webhook_fields(body: Any, window: Window | None = None, now: datetime | None
     return out
 
 
-def list_fields(body: Any, window: Window | None = None, now: datetime | None = None) -> list[Fields]:
+def _list_fields(body: Any, window: Window | None = None, now: datetime | None = None) -> list[Fields]:
     """A JSON list of alerts in Alertmanager's v2 shape, checked in full."""
     if not isinstance(body, list):
         raise Invalid("body: expected a JSON list of alerts")
@@ -135,19 +124,19 @@ def list_fields(body: Any, window: Window | None = None, now: datetime | None = 
 
 def parse_webhook(body: Any, window: Window | None = None, now: datetime | None = None) -> list[Alert]:
     return [Alert(labels=f[0], annotations=f[1], starts_at=f[2], ends_at=f[3], generator_url=f[4],
-                  source="alertmanager") for f in webhook_fields(body, window, now)]
+                  source="alertmanager") for f in _webhook_fields(body, window, now)]
 
 
 def parse_list(body: Any, window: Window | None = None, now: datetime | None = None) -> list[Alert]:
     return [Alert(labels=f[0], annotations=f[1], starts_at=f[2], ends_at=f[3], generator_url=f[4], source="api")
-            for f in list_fields(body, window, now)]
+            for f in _list_fields(body, window, now)]
 
 
 def check_labels(kind: str, body: Any, window: Window, now: datetime) -> list[dict[str, str]]:
     """The request path: the body checked exactly as ``parse_*`` check it, answering only
     each alert's labels (all a token's unit check reads); the intake consumer builds the
     ``Alert`` values from the stored body (building them here too was ~40 % of the checks)."""
-    fields = webhook_fields(body, window, now) if kind == "webhook" else list_fields(body, window, now)
+    fields = _webhook_fields(body, window, now) if kind == "webhook" else _list_fields(body, window, now)
     return [f[0] for f in fields]
 
 
