@@ -10,6 +10,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import redis
 
+from monitor.core.errors import Invalid
+from monitor.service.inputs import parse_json
 from simulators.redisproc import free_port
 from tests.pagingkit import paging_yaml
 from tests.routerkit import alert, auth, make_app
@@ -59,7 +61,26 @@ HOSTILE = [
     ("POST", "/api/v1/incidents/{id}/resolve", json.dumps({"by": "测试值班长甲", "result": "ok",
                                                            "at": "9999-12-31T23:59:59Z"}).encode(), "resolved at 9999"),
     ("POST", "/api/v1/incidents/{id}/ack", b'{"by": "\\udc00"}', "lone surrogate in by"),
+    ("POST", "/api/v1/alerts", b'[{"labels": {"fault": "system.down", "site": "u3a"}, "x": NaN}]', "NaN"),
+    ("POST", "/api/v1/alerts", b'[{"labels": {"fault": "system.down", "site": "u3a"}, "x": 1e400}]', "1e400"),
+    ("POST", "/api/v1/alerts/alertmanager", b'{"version": "4", "alerts": [], "x": ' + deep(1024) + b"}",
+     "1025 levels, one past the parser's limit, in a field nobody reads"),
+    ("POST", "/api/v1/alerts", b'[{"labels": {"fault": "system.down", "site": "u3a\xff"}}]', "invalid UTF-8"),
 ]
+
+
+@pytest.mark.parametrize("raw,says", [
+    (deep(1025), "nested too deeply"), (b'["\\ud800"]', "lone UTF-16 surrogate"),
+    (b'{"a": "\\udfff x"}', "lone UTF-16 surrogate"), (b'[1, NaN]', "not valid JSON"),
+    (b'{"a": 1,}', "not valid JSON"), (b"\xff", "not valid JSON"),
+])
+def test_the_parser_refuses_with_a_reason(raw, says):
+    """orjson refuses these itself (no walk over the parsed value): each is ``Invalid``
+    (400) saying why; a surrogate pair (an emoji) and 1024 levels are still JSON."""
+    with pytest.raises(Invalid, match=says):
+        parse_json(raw)
+    assert parse_json(b'["\\ud83d\\ude00"]') == ["\U0001F600"]
+    assert parse_json(deep(1024))
 
 
 def keys_and_values(url: str) -> dict:

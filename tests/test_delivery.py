@@ -125,7 +125,7 @@ async def test_an_acknowledgement_ends_the_retries_of_its_pages(redis_url):
 
 async def test_a_hung_receiver_delays_only_its_own_channel(redis_url):
     """Regression (0.5): one hung receiver held up every page; another incident's page
-    arrived 54.9 s late."""
+    arrived 54.9 s late. When it answers again, its held pages arrive once each."""
     release = asyncio.Event()
 
     async def hang(n: int) -> int:
@@ -157,8 +157,16 @@ async def test_a_hung_receiver_delays_only_its_own_channel(redis_url):
             await h.until(lambda: healthy.pages, timeout=5)
             late = healthy.requests[0][0] - t0
             assert late < 1.0, late
+            # the receiver recovers: the held pages arrive, once each
+            release.set()
+            await h.until(lambda: len(hung.pages) == 3, timeout=10)
+            await asyncio.sleep(0.3)
+            ids = sorted(p["incident"]["id"] for p in hung.pages)
+            assert ids == [f"INC-20261125-010{i}" for i in range(3)]
+            assert len(hung.requests) == 3 and len(healthy.requests) == 1  # no copies on either
             print(f"chaos/receiver hangs: 3 pages held on the hung channel; the healthy channel's page arrived "
-                  f"{late * 1000:.0f} ms after its event (0.5: 54.9 s)")
+                  f"{late * 1000:.0f} ms after its event (0.5: 54.9 s); once released, the hung channel's pages "
+                  f"arrived {len(hung.pages)} of 3 in {len(hung.requests)} requests")
     finally:
         release.set()
         await hung.stop()

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from monitor.core.alert import Alert, fingerprint
 from monitor.core.errors import Invalid
-from monitor.service.ingest import parse_list, parse_webhook
+from monitor.service.ingest import Window, check_labels, parse_list, parse_webhook
 
 label_names = st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,12}", fullmatch=True)
 labels = st.dictionaries(label_names, st.text(max_size=20), min_size=1, max_size=6)
@@ -127,3 +127,29 @@ def test_fingerprints_memoised_by_label_pair_agree_with_the_plain_hash():
     sets = [{"alertname": "HallmonFault", "site": "u1a", "target": f"t-{i}", "测试": "值"} for i in range(50)]
     assert [fingerprint(s) for s in sets] == [plain(s) for s in sets]
     assert [fingerprint(s) for s in sets] == [plain(s) for s in sets]  # from the memo this time
+
+
+def _outcome(fn, *args):
+    try:
+        return fn(*args)
+    except Invalid as err:
+        return f"Invalid: {err}"
+
+
+@given(st.one_of(mutated_webhook(), st.lists(webhook_alert(), max_size=3).map(
+    lambda a: {"version": "4", "alerts": a}), json_values))
+@settings(max_examples=300, deadline=None)
+def test_the_request_check_refuses_exactly_what_the_parser_refuses(body):
+    """The request path checks without building Alerts (check_labels); the intake
+    consumer builds them (parse_*): both must accept and refuse the same bodies, with the
+    same words, and agree on every alert's labels."""
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    window = Window(timedelta(days=3650), timedelta(days=3650))
+    for kind, parse, b in (("webhook", parse_webhook, body),
+                           ("list", parse_list, body.get("alerts") if isinstance(body, dict) else body)):
+        parsed = _outcome(parse, b, window, now)
+        checked = _outcome(check_labels, kind, b, window, now)
+        if isinstance(parsed, str):
+            assert checked == parsed
+        else:
+            assert checked == [a.labels for a in parsed]

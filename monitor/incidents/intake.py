@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Sequence
 
+import orjson
 import redis.exceptions
 import structlog
 from redis.asyncio import Redis
@@ -77,7 +78,7 @@ def parse_entry(entry_id: str, fields: dict[Any, Any], parse: Parser) -> Entry:
     """An entry's alerts, parsed as the request parsed them (same time, so a resolved
     alert gets the same end) without the window the request already checked."""
     get = {_s(k): v for k, v in fields.items()}
-    alerts = parse(_s(get["kind"]), json.loads(get["body"]), from_unix(float(_s(get["at"]))))
+    alerts = parse(_s(get["kind"]), orjson.loads(get["body"]), from_unix(float(_s(get["at"]))))
     return Entry(entry_id, _s(get["actor"]), alerts, _s(get.get("wait", "1")) == "1")
 
 

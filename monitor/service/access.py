@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from aiohttp import web
 
 from monitor.config.model import Config
-from monitor.core.alert import Alert
 from monitor.core.errors import Forbidden, Unauthorized
 from monitor.incidents.records import Incident
 from monitor.service import keys
@@ -35,14 +34,15 @@ class Caller:
     def sees_unit(self, unit: str | None) -> bool:
         return self.units is None or unit in self.units
 
-    def check_alerts(self, alerts: Iterable[Alert], cfg: Config) -> None:
+    def check_alerts(self, alerts: Iterable[Mapping[str, str]], cfg: Config) -> None:
+        """Each alert's labels name a site (or a unit) of the token's units, or 403."""
         if self.units is None:
             return
         outside = set()
-        for a in alerts:
-            site = a.labels.get("site")
+        for labels in alerts:
+            site = labels.get("site")
             known = cfg.sites.get(site) if site else None
-            unit = known[0].id if known else a.labels.get("unit")
+            unit = known[0].id if known else labels.get("unit")
             if unit not in self.units:
                 outside.add(f"{site or '-'}/{unit or '-'}")
         if outside:

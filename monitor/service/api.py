@@ -24,7 +24,7 @@ from monitor.paging.rosters import Rosters
 from monitor.service import keys
 from monitor.service.access import Caller, actor, caller
 from monitor.service.endpoints import target_states
-from monitor.service.ingest import Window, parse_list, parse_webhook
+from monitor.service.ingest import Window, check_labels
 from monitor.service.inputs import level, obj, parse_json, read_body, text, when
 from monitor.service.openapi import document
 
@@ -75,8 +75,7 @@ async def _ingest(request: web.Request, kind: str, wait: bool) -> web.Response:
                           request.app[keys.RUNTIME].config.api.max_body_bytes)
     at = time.time()
     now = datetime.fromtimestamp(at, timezone.utc)
-    parse = parse_webhook if kind == "webhook" else parse_list
-    alerts = parse(parse_json(raw), window(request), now)
+    alerts = check_labels(kind, parse_json(raw), window(request), now)
     cfg = request.app[keys.RUNTIME].config
     who.check_alerts(alerts, cfg)
     if not alerts:
