@@ -77,6 +77,11 @@ OVERVIEW = Dashboard("hallmon-overview", "hallmon 总览", "Every site's state, 
     Panel("各现场活动故障数", "Faults active after hysteresis, per site.",
           (q(f"sum by (unit, site) (hallmon_fault_active{{{SEL}}})", "{{unit}} / {{site}}"),),
           "none", "stat", ((None, GREEN), (1, RED)), links=(INCIDENTS_OF_SITE,), width=8, height=6),
+    Panel("未关闭的事件", "Every open incident (drills apart), newest first: how long since it was first seen; "
+          "each links to its console page.",
+          (q("sort(time() - max by (incident, level, category, status) "
+             "(hallmon_incident_open_since_timestamp_seconds))", "{{incident}} L{{level}} {{category}}"),),
+          "s", "table", ((None, GREEN), (900, ORANGE), (3600, RED)), links=(INCIDENT,), width=24, height=8),
     Panel("即将到期的报告（倒计时）", "Pending report clocks, soonest first: seconds until each is due.",
           (q("sort(max by (incident, clock, level) (hallmon_clock_due_timestamp_seconds) - time())",
              "{{incident}} {{clock}}"),),

@@ -81,6 +81,11 @@ def test_open_incidents_link_to_their_console_page():
     links = [link["url"] for p in overview["panels"] for link in p["fieldConfig"]["defaults"].get("links", [])]
     assert "${hallmon_url}/console/#/incident/${__field.labels.incident}" in links
     assert not any("/api/v1/" in url for url in links)  # a browser has no token for the API
+    # every open incident is listed, not only those with a report pending (the clock table)
+    listed = next(p for p in overview["panels"] if p["title"] == "未关闭的事件")
+    assert "hallmon_incident_open_since_timestamp_seconds" in listed["targets"][0]["expr"]
+    assert [link["url"] for link in listed["fieldConfig"]["defaults"]["links"]] == [
+        "${hallmon_url}/console/#/incident/${__field.labels.incident}"]
 
 
 def test_thresholds_where_they_mean_something():

@@ -103,3 +103,38 @@ async def test_intake_backlog_and_dead_letters_are_gauges(tmp_path, redis_url):
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await rep.close()
+
+
+async def test_every_open_incident_has_a_series_for_grafana_even_with_no_report_pending(tmp_path, redis_url):
+    """The overview dashboard lists open incidents from hallmon_incident_open_since_timestamp_seconds
+    and links each to its console page: one series per open incident, whether or not a report
+    is pending (the clock table alone missed those); gone once resolved."""
+    cfg = config_file(tmp_path, redis_url)
+    rep = replica(cfg, redis_url, FakeTime())
+    [inc_id] = await rep.router.ingest([fault("s-open", rep.time)])
+    inc = await rep.router.store.get(inc_id)
+    for clock in inc.clocks:  # every report filed: nothing pending any more
+        await rep.router.file_report(inc_id, clock.id, "测试值班长甲", None, None)
+    collector = IncidentCollector()
+    task = asyncio.create_task(refresh_forever(collector, rep.router.store, every=0.02))
+
+    def series() -> dict:
+        fam = next(f for f in collector.collect() if f.name == "hallmon_incident_open_since_timestamp_seconds")
+        return {s.labels["incident"]: (s.labels, s.value) for s in fam.samples}
+
+    def pending() -> list:
+        fam = next(f for f in collector.collect() if f.name == "hallmon_clock_due_timestamp_seconds")
+        return [s for s in fam.samples if s.labels["incident"] == inc_id]
+
+    try:
+        await until(lambda: inc_id in series())
+        labels, value = series()[inc_id]
+        assert value == inc.detected_at.timestamp() and labels["level"] == str(inc.level)
+        assert labels["status"] == "open" and labels["category"] == inc.category
+        assert not pending()  # no clock row for it on the dashboard: this series is what lists it
+        await rep.router.resolve(inc_id, "测试值班长甲", "恢复")
+        await until(lambda: inc_id not in series())
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await rep.close()

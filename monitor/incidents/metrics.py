@@ -67,9 +67,14 @@ class IncidentCollector(Collector):
         overdue = GaugeMetricFamily("hallmon_clocks_overdue", "Reports past due and not filed, by level.",
                                     labels=["level"])
         late = {1: 0, 2: 0, 3: 0}
+        since = GaugeMetricFamily("hallmon_incident_open_since_timestamp_seconds",
+                                  "When each open incident was first seen (one series per open incident: "
+                                  "Grafana lists them and links each to its console page).",
+                                  labels=["incident", "level", "category", "status"])
         for inc in self.incidents:
             if inc.status != "resolved":
                 counts[inc.level] += 1
+                since.add_metric([inc.id, str(inc.level), inc.category, inc.status], inc.detected_at.timestamp())
             for clock in inc.clocks:
                 if clock.status == "pending":
                     due.add_metric([inc.id, clock.id, str(inc.level)], clock.due_at.timestamp())
@@ -87,7 +92,7 @@ class IncidentCollector(Collector):
         dead = GaugeMetricFamily("hallmon_intake_dead_entries", "Alert requests the intake could not place "
                                  "(hallmon:intake:dead): a bug to report.")
         dead.add_metric([], self.intake[1])
-        yield from (open_, due, overdue, estimated, waiting, dead)
+        yield from (open_, since, due, overdue, estimated, waiting, dead)
 
 
 async def refresh_forever(collector: IncidentCollector, store: IncidentStore, every: float = 2.0,
