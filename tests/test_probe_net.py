@@ -70,15 +70,15 @@ def test_a_train_of_lost_packets_ends_inside_the_timeout(count, spacing, timeout
 async def test_dns_lookup_expectation_and_failure(checker):
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(
-        lambda: DnsServer({"hall-h2000.example.invalid.": ["10.1.2.3"]}), local_addr=("127.0.0.1", 0))
+        lambda: DnsServer({"hall-h2000.example.invalid.": ["192.0.2.3"]}), local_addr=("127.0.0.1", 0))
     server = f"127.0.0.1:{transport.get_extra_info('sockname')[1]}"
     try:
         ok = await checker.check(target({"kind": "net.dns", "address": server, "query": "hall-h2000.example.invalid",
-                                         "expect": ["10.1.2.3"]}))
-        assert ok.ok and ok.faults == frozenset() and ok.detail["answers"] == ["10.1.2.3"]
+                                         "expect": ["192.0.2.3"]}))
+        assert ok.ok and ok.faults == frozenset() and ok.detail["answers"] == ["192.0.2.3"]
         wrong = await checker.check(target({"kind": "net.dns", "address": server,
-                                            "query": "hall-h2000.example.invalid", "expect": ["10.9.9.9"]}))
-        assert wrong.faults == {"network.dns"} and "expected ['10.9.9.9']" in wrong.error
+                                            "query": "hall-h2000.example.invalid", "expect": ["192.0.2.99"]}))
+        assert wrong.faults == {"network.dns"} and "expected ['192.0.2.99']" in wrong.error
         missing = await checker.check(target({"kind": "net.dns", "address": server, "query": "nope.example.invalid"}))
         assert missing.faults == {"network.dns"} and "no such name" in missing.error
     finally:
