@@ -114,7 +114,7 @@ async def test_every_panel_query_returns_data_from_a_real_prometheus(tmp_path, r
     queries = panel_queries()
     # the port also has an ICMP-checked gateway, a DNS server and an https system
     dns_transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-        lambda: DnsServer({"hall-h2000.example.invalid.": ["10.0.0.8"]}), local_addr=("127.0.0.1", 0))
+        lambda: DnsServer({"hall-h2000.example.invalid.": ["192.0.2.8"]}), local_addr=("127.0.0.1", 0))
     ca = trustme.CA()
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     tls_runner, tls_url = await tls_server(ca, datetime.now(timezone.utc) + timedelta(days=90))
