@@ -104,8 +104,8 @@ class Shown:
         return " ".join(f"[{t('mark.' + key, lang)}]" for key, flag in on if flag)
 
     def next_clock(self) -> Clock | None:
-        pending = [c for c in self.clocks if c.status != "met"]
-        return min(pending, key=lambda c: c.due_at) if pending else None
+        owed = [c for c in self.clocks if c.owed]  # a withdrawn clock is due no more
+        return min(owed, key=lambda c: c.due_at) if owed else None
 
 
 def _width(text: str) -> int:

@@ -274,7 +274,7 @@ class Incident:
     @property
     def live(self) -> bool:
         """Open, or with a report pending or overdue: what the metrics watch."""
-        return self.status != "resolved" or any(c.status in ("pending", "overdue") for c in self.clocks)
+        return self.status != "resolved" or any(c.owed for c in self.clocks)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -60,6 +60,11 @@ class Clock:
     filed: Filing | None = None
     reminded: bool = False
 
+    @property
+    def owed(self) -> bool:
+        """Still to be filed: pending or overdue (not met, not withdrawn)."""
+        return self.status in ("pending", "overdue")
+
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "title_en": self.title_en, "due_at": iso(self.due_at),
                 "status": self.status, "audience": {"to": list(self.audience.to), "cc": list(self.audience.cc)},
