@@ -24,20 +24,20 @@ def console_renderer(colors: bool = True) -> structlog.dev.ConsoleRenderer:
     return structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=structlog.dev.plain_traceback)
 
 
+def _common() -> list[Any]:
+    """What every log line goes through before it is rendered, wherever it goes."""
+    return [structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True), structlog.processors.format_exc_info,
+            redact_urls]
+
+
 def configure(fmt: str = "auto", level: int = logging.INFO) -> None:
     if fmt == "auto":
         fmt = "console" if sys.stderr.isatty() else "json"
     renderer = (console_renderer() if fmt == "console"
                 else structlog.processors.JSONRenderer(ensure_ascii=False))
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            redact_urls,
-            renderer,
-        ],
+        processors=[*_common(), renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
@@ -67,13 +67,7 @@ def configure_file(path: str, terminal_level: int = logging.WARNING) -> None:
     """Everything at INFO and above as JSON lines in ``path``; warnings and errors also on
     the terminal (``hallmon demo``)."""
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            _FileAndTerminal(path, terminal_level),
-        ],
+        processors=[*_common(), _FileAndTerminal(path, terminal_level)],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
