@@ -24,6 +24,20 @@ TOKENS = {"HALLMON_T_ADMIN": "admin-token-0123456789", "HALLMON_T_PORT": "port-t
           "HALLMON_T_READ": "read-token-0123456789", "HALLMON_T_LINK": "link-secret-0123456789abcdef"}
 
 
+# a plan whose one report is due 3 s after detection, reminded 1 s before: clock tests in seconds
+QUICK_PLAN = """\
+base: default
+id: quick-test
+name: {zh: 测试快速预案, en: Quick test plan}
+reminder_before: 1s
+clocks:
+  - id: quick-report
+    title: {zh: 快速报告, en: Quick report}
+    due: 3s
+    source: test plan (not an emergency plan)
+"""
+
+
 def org_config(redis_url: str, plan: str = "shenzhen-customs", extra: str = "") -> str:
     return textwrap.dedent(f"""\
         service: {{listen: "127.0.0.1:{free_port()}", redis_url: "{redis_url}", timezone: Asia/Shanghai}}

@@ -10,20 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import redis
 
-from tests.routerkit import TOKENS, alert, auth, org_config
-
-QUICK_PLAN = """\
-base: default
-id: quick-test
-name: {zh: 测试快速预案, en: Quick test plan}
-reminder_before: 1s
-clocks:
-  - id: quick-report
-    title: {zh: 快速报告, en: Quick report}
-    due: 3s
-    source: test plan (not an emergency plan)
-"""
-
+from tests.routerkit import QUICK_PLAN, TOKENS, alert, auth, org_config
 
 pytestmark = pytest.mark.usefixtures("tokens")  # the config's token secrets (tests.routerkit.TOKENS)
 

@@ -8,20 +8,7 @@ import pytest
 from monitor.incidents.store import P
 from monitor.plans.model import builtin_ids, load_plan
 from monitor.service.ingest import parse_list
-from tests.routerkit import FakeTime, alert, config_file, replica, stream_events
-
-QUICK_PLAN = """\
-base: default
-id: quick-test
-name: {zh: 测试快速预案, en: Quick test plan}
-reminder_before: 1s
-clocks:
-  - id: quick-report
-    title: {zh: 快速报告, en: Quick report}
-    due: 3s
-    source: test plan (not an emergency plan)
-"""
-
+from tests.routerkit import QUICK_PLAN, FakeTime, alert, config_file, replica, stream_events
 
 pytestmark = pytest.mark.usefixtures("tokens")  # the config's token secrets (tests.routerkit.TOKENS)
 
