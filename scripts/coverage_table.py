@@ -1,7 +1,7 @@
-"""Print, or with ``--write`` put into README.md, the table "plan → what hallmon does,
+"""Print, or with ``--write`` put into docs/plan-coverage.md, the table "plan → what hallmon does,
 article by article", generated from the built-in plans' coverage (the data behind
-``hallmon plan show NAME --coverage``), so the README cannot drift from the plans.
-tests/test_coverage_readme.py fails when the README's table differs from this output."""
+``hallmon plan show NAME --coverage``), so that page cannot drift from the plans.
+tests/test_coverage_readme.py fails when its table differs from this output."""
 from __future__ import annotations
 
 import sys
@@ -10,7 +10,7 @@ from pathlib import Path
 from monitor.plans.coverage import markdown
 from monitor.plans.model import builtin_ids, load_plan
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parent.parent / "docs" / "plan-coverage.md"
 START, END = "<!-- coverage table: scripts/coverage_table.py --write -->\n", "<!-- end of coverage table -->\n"
 
 
@@ -20,7 +20,7 @@ def table() -> str:
 
 
 def in_readme(text: str) -> str:
-    """The generated block as the README has it."""
+    """The generated block as docs/plan-coverage.md has it."""
     return text.split(START, 1)[1].split(END, 1)[0]
 
 

@@ -39,7 +39,7 @@ def test_version_agrees_in_the_cli_the_metric_the_package_and_the_changelog(tmp_
     svc = service(write_config(tmp_path / "h.yml", ORG.format(targets="            []\n"), redis_url))
     metrics = urllib.request.urlopen(svc.base + "/metrics", timeout=5).read().decode()
     assert re.search(rf'^hallmon_build_info\{{[^}}]*version="{re.escape(version)}"[^}}]*\}} 1\.0$', metrics, re.M)
-    assert f"- {version}" in (ROOT / "README.md").read_text()
+    assert f"- {version}" in (ROOT / "docs" / "CHANGELOG.md").read_text()
 
 
 def test_a_defaulted_timeout_is_the_smaller_of_5s_and_the_interval(tmp_path):

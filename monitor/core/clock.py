@@ -1,4 +1,4 @@
-"""Time, injected (DESIGN.md habit 12), for code that also waits: a ``Clock`` is a
+"""Time, injected (docs/habits.md, habit 12), for code that also waits: a ``Clock`` is a
 ``TimeSource`` (``core/timesource.py``: what time it is) that can sleep, so tests of
 waits, retries, reminders and hand-offs move time on instead of sleeping for real.
 

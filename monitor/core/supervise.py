@@ -1,4 +1,4 @@
-"""Supervised background loops (DESIGN.md habit 11).
+"""Supervised background loops (docs/habits.md, habit 11).
 
 Every loop the service runs (the probe→router consumer, the pager, the timers, the
 metrics refresh) runs under ``supervise``: whatever it raises is logged with its class,

@@ -1,4 +1,4 @@
-"""Time as a value passed in (DESIGN.md habit 12): code that waits on, stamps or
+"""Time as a value passed in (docs/habits.md, habit 12): code that waits on, stamps or
 compares against the current time takes a ``TimeSource``, so tests move time forward
 instead of sleeping."""
 from __future__ import annotations

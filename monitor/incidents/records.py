@@ -31,7 +31,7 @@ def _opt_iso(dt: datetime | None) -> str | None:
 
 
 class FrozenPlan:
-    """The plan frozen into an incident when it opened (DESIGN.md habit 8), kept as the
+    """The plan frozen into an incident when it opened (docs/habits.md, habit 8), kept as the
     JSON it is stored as, with the digest of that JSON: reading an incident costs no plan
     validation, each plan version is validated once per process (found by its digest),
     and a reload never changes the rules of an incident in flight."""
