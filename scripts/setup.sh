@@ -14,7 +14,8 @@ debs=(redis-server make)
 "$py" -c "import ensurepip" 2>/dev/null || debs+=(python3-venv)
 if [ "$mode" = test ]; then
   debs+=(nut-server nut-client snmpd snmp prometheus prometheus-alertmanager
-         prometheus-blackbox-exporter chromium fonts-noto-cjk)
+         prometheus-blackbox-exporter chromium fonts-noto-cjk
+         slapd ldap-utils postgresql zabbix-server-pgsql zabbix-frontend-php php-pgsql php-cli)
 fi
 missing=()
 for p in "${debs[@]}"; do
@@ -23,8 +24,8 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get -o DPkg::Lock::Timeout=900 update -qq
+  apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 [ -x .venv/bin/python ] || "$py" -m venv .venv
