@@ -23,12 +23,13 @@ import fnmatch
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Mapping, get_args
 
+import structlog
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from monitor.core.errors import ConfigError, ConfigIssue
-from monitor.core.target import Model, RoundTripDuration, parse_duration
+from monitor.core.target import STORED, Model, RoundTripDuration, parse_duration
 from monitor.core.yamlload import load_file, schema_issues
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
@@ -269,6 +270,22 @@ def validate_plan(data: Any, file: str) -> Plan:
         return Plan.model_validate(data)
     except ValidationError as err:
         raise ConfigError(schema_issues(err, data, file)) from None
+
+
+def stored_plan(data: Mapping[str, Any]) -> Plan:
+    """A plan frozen into an incident by any release, read leniently (issue 17): older
+    field forms normalised (0.5 froze durations as numbers), keys this release does not
+    know dropped. A frozen plan that still does not validate (a rule this release
+    refuses) is never an error for the incident: its plan's built-in definition stands in
+    (or the default plan's), and that is logged once per plan version."""
+    try:
+        return Plan.model_validate(data, context=STORED)
+    except ValidationError as err:
+        ref = data.get("id") if isinstance(data.get("id"), str) else "default"
+        stand_in = ref if ref in builtin_ids() else "default"
+        structlog.get_logger("hallmon.plans").warning(
+            "frozen_plan_unreadable", plan=ref, stand_in=stand_in, error=str(err).splitlines()[0][:200])
+        return load_plan(stand_in)
 
 
 def builtin_ids() -> list[str]:
