@@ -79,6 +79,10 @@ class Timers:
         if pipe is None:
             await target.execute()
 
+    async def payload(self, timer_id: str) -> dict[str, Any] | None:
+        raw = await self.client.hget(self.data_key, timer_id)
+        return json.loads(raw) if raw else None
+
     async def due_at(self, timer_id: str) -> float | None:
         return await self.client.zscore(self.due_key, timer_id)
 

@@ -292,10 +292,22 @@ def builtin_ids() -> list[str]:
     return sorted(p.stem for p in BUILTIN_DIR.glob("*.yml"))
 
 
-@lru_cache(maxsize=64)
 def load_plan(ref: str) -> Plan:
-    """A built-in plan by id, or a plan file by path."""
-    path = BUILTIN_DIR / f"{ref}.yml" if "/" not in ref and not ref.endswith(".yml") else Path(ref)
+    """A built-in plan by id, or a plan file by path. A built-in plan is read once per
+    process; a plan file is read again on every call, so that a reload (SIGHUP) sees
+    the edited file: the running config holds the plans it loaded (``Config.plans``),
+    and the service reads plans from there, never from here per alert."""
+    builtin = "/" not in ref and not ref.endswith(".yml")
+    return _builtin_plan(ref) if builtin else _read_plan(Path(ref))
+
+
+@lru_cache(maxsize=64)
+def _builtin_plan(ref: str) -> Plan:
+    return _read_plan(BUILTIN_DIR / f"{ref}.yml", ref)
+
+
+def _read_plan(path: Path, ref: str | None = None) -> Plan:
+    ref = ref or str(path)
     if not path.exists():
         raise ConfigError([ConfigIssue(ref, None, "", f"no such plan; built in: {', '.join(builtin_ids())}")])
     data = load_file(path)
