@@ -66,7 +66,7 @@ class ServiceProcess:
                                      env={**os.environ, **(env or {})}, preexec_fn=preexec_fn)
         self.base = None
 
-    def wait_listening(self, timeout: float = 15) -> str:
+    def wait_listening(self, timeout: float = 60) -> str:
         import json
 
         deadline = time.monotonic() + timeout
