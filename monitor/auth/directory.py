@@ -15,6 +15,7 @@ does not verify is ``DirectoryUnavailable``; a wrong password or an unknown name
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -56,7 +57,8 @@ class Directory:
                              connect_timeout=config.timeout, get_info=NONE)
 
     def _connect(self, user: str | None, password: str | None) -> Connection:
-        conn = Connection(self.server, user=user, password=password, receive_timeout=self.cfg.timeout,
+        # ldap3 packs receive_timeout into SO_RCVTIMEO as whole seconds
+        conn = Connection(self.server, user=user, password=password, receive_timeout=max(1, math.ceil(self.cfg.timeout)),
                           read_only=True, raise_exceptions=False)
         conn.open()
         if self.cfg.start_tls and not conn.start_tls():

@@ -60,8 +60,9 @@ class Lockout:
         """Count a failure on both; returns the lock it caused, if it caused one."""
         now_ms = self.clock.now().timestamp() * 1000
         caused = None
-        for kind, ident, lock_after in (("account", account, self.cfg.lock_after),
-                                        ("address", address, self.cfg.address_lock_after)):
+        for kind, ident, slow_after, lock_after in (
+                ("account", account, self.cfg.slow_after, self.cfg.lock_after),
+                ("address", address, self.cfg.address_slow_after, self.cfg.address_lock_after)):
             fail, wait, lock = self._keys(kind, ident)
             pipe = self.r.pipeline(transaction=True)
             pipe.incr(fail)
@@ -72,8 +73,8 @@ class Lockout:
                 await self.r.set(lock, str(until), px=int(self.cfg.lock_for * 1000))
                 await self.r.delete(fail, wait)
                 caused = caused or Hold("locked", kind, math.ceil(self.cfg.lock_for))
-            elif n >= self.cfg.slow_after:
-                delay = min(MAX_WAIT, 2.0 ** (n - self.cfg.slow_after))
+            elif n >= slow_after:
+                delay = min(MAX_WAIT, 2.0 ** (n - slow_after))
                 await self.r.set(wait, str(now_ms + delay * 1000), px=int(delay * 1000) + 1000)
         return caused
 

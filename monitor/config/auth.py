@@ -4,7 +4,7 @@
 auth:
   password_min_length: 12
   session: {idle: 30m, absolute: 12h}
-  lockout: {slow_after: 3, lock_after: 10, address_lock_after: 30, window: 15m, lock_for: 15m}
+  lockout: {slow_after: 3, lock_after: 10, address_slow_after: 15, address_lock_after: 30, window: 15m, lock_for: 15m}
   ldap:
     url: ldaps://ldap.example.invalid:636      # or ldap://…: with start_tls: true
     start_tls: false
@@ -43,11 +43,13 @@ class SessionConfig(Model):
 class LockoutConfig(Model):
     """Failed sign-ins within ``window``: from ``slow_after`` on, each next attempt waits
     (1 s, 2 s, 4 s … at most 60 s); at ``lock_after`` the account is locked for
-    ``lock_for``; an address is locked at ``address_lock_after`` (several people may
-    share one address behind a proxy, so it is higher)."""
+    ``lock_for``. An address likewise, at ``address_slow_after`` and
+    ``address_lock_after`` (several people may share one address behind a proxy, so they
+    are higher)."""
 
     slow_after: int = Field(default=3, ge=1, le=1000)
     lock_after: int = Field(default=10, ge=1, le=1000)
+    address_slow_after: int = Field(default=15, ge=1, le=10_000)
     address_lock_after: int = Field(default=30, ge=1, le=10_000)
     window: Duration = 15 * 60.0
     lock_for: Duration = 15 * 60.0
@@ -56,6 +58,8 @@ class LockoutConfig(Model):
     def _order(self) -> "LockoutConfig":
         if self.slow_after > self.lock_after:
             raise ValueError("slow_after: must not be more than lock_after")
+        if self.address_slow_after > self.address_lock_after:
+            raise ValueError("address_slow_after: must not be more than address_lock_after")
         return self
 
 
