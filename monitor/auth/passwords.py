@@ -5,13 +5,19 @@ for an unknown account as for a known one (so a timing does not tell which names
 from __future__ import annotations
 
 import asyncio
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _HASHER = PasswordHasher()  # argon2id
-# verified against when the account does not exist, so both answers take as long
-_DUMMY = _HASHER.hash("not-a-password: an unknown account is checked against this")
+
+
+@cache
+def _dummy() -> str:
+    """Verified against when the account does not exist, so both answers take as long
+    (made on first use: hashing costs ~50 ms+ of CPU, not to be paid at every start)."""
+    return _HASHER.hash("not-a-password: an unknown account is checked against this")
 
 
 class WeakPassword(ValueError):
@@ -31,7 +37,7 @@ def hash_password(password: str) -> str:
 
 def _verify(stored: str | None, password: str) -> bool:
     try:
-        return _HASHER.verify(stored or _DUMMY, password) and stored is not None
+        return _HASHER.verify(stored or _dummy(), password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 
