@@ -4,8 +4,10 @@ incident API: who the token is (``/api/v1/whoami``) and who is on duty
 (``/api/v1/oncall``).
 
 The page is one HTML file and plain JS over the JSON API, all shipped in the package:
-no CDN, no outside fonts, no build step. It keeps the token in sessionStorage and sends
-it in the Authorization header, so no cookie is set and there is nothing to forge.
+no CDN, no outside fonts, no build step. It signs in with a name and password (a
+session token from ``POST /api/v1/session``) or an API token, keeps it in
+sessionStorage and sends it in the Authorization header, so no cookie is set and
+there is nothing for another site to forge (docs/accounts.md).
 """
 from __future__ import annotations
 
@@ -80,7 +82,7 @@ async def whoami(request: web.Request) -> web.Response:
                                          for w in s.maintenance]} for s in u.sites]}
              for u in cfg.organisation.units if who.units is None or u.id in who.units]
     return web.json_response({
-        "name": who.name, "person": who.person, "scopes": sorted(who.scopes),
+        "name": who.name, "person": who.person, "scopes": sorted(who.scopes), "kind": who.kind, "role": who.role,
         "units": sorted(who.units) if who.units is not None else None,
         "timezone": cfg.service.timezone, "version": version(),
         "organisation": {"name": cfg.organisation.name, "units": units},

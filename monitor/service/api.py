@@ -111,6 +111,8 @@ async def create_manual(request: web.Request) -> web.Response:
     chosen = None if b.get("level") is None else level(b["level"])
     if not isinstance(b.get("drill", False), bool):
         raise Invalid("drill: expected true or false")
+    if b.get("drill"):
+        caller(request, "drills:write")
     category, site = text(b, "category", limit=40), text(b, "site", limit=100)
     cfg = request.app[keys.RUNTIME].config
     if site not in cfg.sites:
@@ -196,7 +198,7 @@ async def file_report(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/incidents/{id}/level")
 async def set_level(request: web.Request) -> web.Response:
-    who = caller(request, "incidents:write")
+    who = caller(request, "incidents:level")
     b = obj(await body(request))
     chosen, by, reason = level(b.get("level")), actor(who, b), text(b, "reason")
     await visible(request, who)

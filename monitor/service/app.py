@@ -30,6 +30,9 @@ from monitor.paging.acklink import AckSigner
 from monitor.paging.handoff import build
 from monitor.paging.pager import Pager
 from monitor.service import keys, recovery
+from monitor.service.access import identify
+from monitor.service.accounts_api import auth_ctx
+from monitor.service.accounts_api import routes as accounts_routes
 from monitor.service.api import routes as api_routes
 from monitor.service.boundary import boundary
 from monitor.service.duties_api import duties_ctx
@@ -177,14 +180,15 @@ async def paging_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def build_app(runtime: Runtime, registry: CollectorRegistry) -> web.Application:
-    app = web.Application(client_max_size=runtime.config.api.max_body_bytes, middlewares=[boundary])
+    app = web.Application(client_max_size=runtime.config.api.max_body_bytes, middlewares=[boundary, identify])
     app[keys.RUNTIME] = runtime
     app[keys.REGISTRY] = registry
     app[keys.ALERTS] = asyncio.Queue()
     # the router before the checks: they resume from its store, and stop before it on the way down
-    app.cleanup_ctx.extend([redis_ctx, session_ctx, router_ctx, checks_ctx, duties_ctx, paging_ctx])
+    app.cleanup_ctx.extend([redis_ctx, auth_ctx, session_ctx, router_ctx, checks_ctx, duties_ctx, paging_ctx])
     app.add_routes(routes)
     app.add_routes(api_routes)
     app.add_routes(duties_routes)
+    app.add_routes(accounts_routes)
     install_console(app)
     return app
