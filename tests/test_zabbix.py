@@ -287,3 +287,13 @@ def test_the_parser_answers_any_json_with_an_event_or_invalid(body):
         parse_event(body)
     except Invalid:
         pass
+
+
+def test_the_documented_mapping_validates(tmp_path, redis_url):
+    import re
+
+    doc = (ROOT / "docs/estate.md").read_text()
+    block = re.search(r"```yaml\n(sources:.*?)```", doc, re.S).group(1)
+    block = block.replace("futian-hall", "u1a").replace("huanggang-port", "u2a")
+    cfg = config_file(tmp_path, redis_url, extra=block)
+    assert cfg.sources.zabbix.keep_events == 90 * 86400 and len(cfg.sources.zabbix.rules) == 4

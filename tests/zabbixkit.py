@@ -219,14 +219,14 @@ class Zabbix:
         self.php = subprocess.Popen([PHP, "-d", f"auto_prepend_file={root / 'prepend.php'}", "-S",
                                      f"127.0.0.1:{self.web_port}", "-t", str(FRONTEND)],
                                     stdout=self.php_log.open("w"), stderr=subprocess.STDOUT,
-                                    env={**os.environ, "PHP_CLI_SERVER_WORKERS": "2"})
+                                    env={**os.environ, "PHP_CLI_SERVER_WORKERS": "2"}, start_new_session=True)
         self.auth: str | None = None
         _wait(lambda: self.api("apiinfo.version", {}), "Zabbix frontend", 30, self.php, self.php_log)
         self.auth = self.api("user.login", {"username": "Admin", "password": "zabbix"})
 
     def start_server(self) -> None:
         self.server = subprocess.Popen([SERVER, "-f", "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.STDOUT)
+                                       stderr=subprocess.STDOUT, start_new_session=True)
         _wait(lambda: "server #" in self.log.read_text() and "started [trapper" in self.log.read_text(),
               "zabbix_server", 60, self.server, self.log)
 
@@ -238,6 +238,8 @@ class Zabbix:
             except subprocess.TimeoutExpired:
                 self.server.kill()
                 self.server.wait()
+        if self.server is not None:
+            _kill_group(self.server.pid)  # a child the main process left behind (its HA manager)
 
     def api(self, method: str, params) -> dict | list | str:
         body = {"jsonrpc": "2.0", "method": method, "params": params, "id": 1}
@@ -271,6 +273,17 @@ class Zabbix:
         self.stop_server()
         self.php.terminate()
         self.php.wait()
+        _kill_group(self.php.pid)  # php -S forks PHP_CLI_SERVER_WORKERS workers into its session
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL what is left of the process group ``pid`` leads (started with its own session)."""
+    import signal
+
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _recv(s: socket.socket, n: int) -> bytes:
