@@ -19,7 +19,8 @@ from aiohttp import web
 from tests import zabbixkit
 from tests.routerkit import TOKENS, auth, make_app
 
-pytestmark = [pytest.mark.usefixtures("tokens"),
+# the first run on a machine loads Zabbix's SQL into the cached template cluster: minutes
+pytestmark = [pytest.mark.usefixtures("tokens"), pytest.mark.timeout(900),
               pytest.mark.skipif(zabbixkit.available() is not None, reason=str(zabbixkit.available()))]
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,9 +40,9 @@ class Estate:
     whose one media is hallmon's."""
 
     def __init__(self, root: Path):
-        self.pg = zabbixkit.Postgres()
+        self.pg, template = zabbixkit.with_template()
         try:
-            self.z = zabbixkit.Zabbix(root, self.pg, self.pg.copy(self.pg.template(), "zabbix"))
+            self.z = zabbixkit.Zabbix(root, self.pg, self.pg.copy(template, "zabbix"))
         except BaseException:
             self.pg.stop()
             raise

@@ -93,7 +93,7 @@ def _wait(check, what: str, timeout: float = 60.0, proc: subprocess.Popen | None
 class Postgres:
     """A private cluster; ``template()`` builds the Zabbix template database once."""
 
-    def __init__(self):
+    def __init__(self, copy_of: Path | None = None):
         # its own dir under /tmp: pytest's tmp_path sits in a 0700 root dir the postgres
         # user cannot enter
         self.root = root = Path(tempfile.mkdtemp(prefix="hallmon-pg-"))
@@ -101,8 +101,11 @@ class Postgres:
         self.port = free_port()
         if os.geteuid() == 0:
             shutil.chown(root, "postgres")
-        subprocess.run(_as_owner([str(PG_BIN / "initdb"), "-D", str(self.data), "--auth=trust", "-U", "postgres",
-                                  "-E", "UTF8", "--locale=C.UTF-8"]), check=True, capture_output=True)
+        if copy_of is not None:  # a stopped cluster's data dir, copied as it is (owner and modes kept)
+            subprocess.run(_as_owner(["cp", "-a", str(copy_of), str(self.data)]), check=True, capture_output=True)
+        else:
+            subprocess.run(_as_owner([str(PG_BIN / "initdb"), "-D", str(self.data), "--auth=trust", "-U",
+                                      "postgres", "-E", "UTF8", "--locale=C.UTF-8"]), check=True, capture_output=True)
         subprocess.run(_as_owner([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-l", str(root / "pg.log"),
                                   "-o", f"-p {self.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
                                         "-c synchronous_commit=off -c full_page_writes=off", "start"]),
@@ -133,6 +136,34 @@ class Postgres:
         subprocess.run(_as_owner([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"]),
                        capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def with_template() -> tuple[Postgres, str]:
+    """A cluster holding ``zabbix_template``. Loading Zabbix's 34 MB of SQL takes 40 s to
+    several minutes on a shared machine, so the loaded cluster is kept (stopped) under
+    /tmp, keyed by the SQL files and PostgreSQL's version, and later sessions start a
+    copy of it (a second or two). A lock keeps concurrent sessions from building it twice."""
+    import fcntl
+    import hashlib
+
+    stamp = "|".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+                     for p in sorted(SQL.glob("*.sql.gz"))) + str(PG_BIN.resolve())
+    cache = Path(tempfile.gettempdir()) / f"hallmon-zabbix-pg-{hashlib.sha256(stamp.encode()).hexdigest()[:12]}"
+    with open(f"{cache}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (cache / "ready").exists():
+            pg = Postgres()
+            try:
+                pg.template()
+                subprocess.run(_as_owner([str(PG_BIN / "pg_ctl"), "-D", str(pg.data), "-m", "fast", "-w", "stop"]),
+                               check=True, capture_output=True)
+                shutil.rmtree(cache, ignore_errors=True)
+                cache.mkdir()
+                shutil.move(str(pg.data), str(cache / "pgdata"))
+                (cache / "ready").touch()
+            finally:
+                pg.stop()
+        return Postgres(copy_of=cache / "pgdata"), "zabbix_template"
 
 
 _PREPEND = """<?php
