@@ -25,7 +25,7 @@ import redis.exceptions
 
 from monitor.core.errors import Conflict, NotFound, StoreBusy
 from monitor.core.timesource import SYSTEM_TIME, TimeSource, iso, whole
-from monitor.durable import notices
+from monitor.durable import notices, versions
 from monitor.durable.events import IncidentEvent, publish
 from monitor.durable.timers import Timers
 from monitor.incidents.records import Change, Incident, StoredAlert, TimelineEntry
@@ -237,7 +237,7 @@ class IncidentStore:
         at = whole(self.time.now())
         key = f"{P}incident:{inc.id}"
         seq, prev = inc.timeline_seq + 1, inc.timeline_head
-        entry: dict[str, Any] = {"seq": seq, "at": iso(at), "actor": change.actor, "action": change.action,
+        entry: dict[str, Any] = {"v": versions.TIMELINE, "seq": seq, "at": iso(at), "actor": change.actor, "action": change.action,
                                  "detail": change.detail, "prev": prev}
         entry["hash"] = head = _chain(prev, dict(entry))
         inc = replace(inc, timeline_seq=seq, timeline_head=head, updated_at=at)

@@ -214,7 +214,7 @@ class Events:
                        keep: float) -> tuple[dict[str, str], datetime]:
         """The problem's labels and start: those stored first if any, else these."""
         key = self.PREFIX + event.key
-        mine = orjson.dumps({"labels": labels, "starts": rfc3339(starts)})
+        mine = orjson.dumps({"v": 1, "labels": labels, "starts": rfc3339(starts)})
         pipe = self.r.pipeline(transaction=True)
         pipe.set(key, mine, nx=True, ex=int(keep))
         pipe.get(key)
