@@ -16,6 +16,7 @@ from pydantic import BeforeValidator, Field, PrivateAttr, ValidationError, field
 from monitor.auth.roles import Scope
 from monitor.config.auth import AuthConfig
 from monitor.config.paging import PagingConfig
+from monitor.config.sources import SourcesConfig
 from monitor.core.errors import ConfigError, ConfigIssue
 from monitor.core.secret import Secret, SecretEnv, SecretFile
 from monitor.core.target import (
@@ -199,6 +200,7 @@ class Config(Model):
     calendar: CalendarConfig = CalendarConfig()
     paging: PagingConfig = PagingConfig.model_validate({})
     auth: AuthConfig = AuthConfig()
+    sources: SourcesConfig = SourcesConfig()
     source: str = Field(default="<memory>", exclude=True)
     # the plans ``plan:`` and the units' ``plan:`` name, read when this config was
     # loaded (``validate_config``): a reload reads the plan files again
@@ -318,6 +320,13 @@ def _references(cfg: Config | None, data: dict, file: str) -> list[ConfigIssue]:
     units = {u.get("id") for u in org.get("units") or () if isinstance(u, dict)} \
         if isinstance(org, dict) and isinstance(org.get("units"), list) else None
     people = {p.id for p in paging.people} if paging is not None else None
+    sources = cfg.sources if cfg is not None else _section(SourcesConfig, data, "sources")
+    if sources is not None and units is not None and isinstance(org, dict):
+        sites = {str(s.get("id")) for u in org["units"] if isinstance(u, dict)
+                 for s in (u.get("sites") or ()) if isinstance(s, dict)}
+        for loc, message in sources.cross_issues(sites, {str(u) for u in units}):
+            path, line = locate(data, loc)
+            issues.append(ConfigIssue(file, line, path, message))
     for ti, token in enumerate(api.tokens if api is not None else ()):
         for ui, unit in enumerate(token.units or ()):
             if units is not None and unit not in units:

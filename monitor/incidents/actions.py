@@ -34,6 +34,17 @@ def ack(inc: Incident, by: str, via: str, now: datetime) -> Outcome:
     return inc, Change("acknowledged", by, {"via": via}, events=["acknowledged"])
 
 
+def external_update(inc: Incident, by: str, source: str, detail: dict[str, object], acknowledged: bool,
+                    now: datetime) -> Outcome:
+    """An update made in another system (a Zabbix acknowledgement or comment), recorded
+    on the timeline; an acknowledgement there acknowledges an open incident here."""
+    _open(inc)
+    if acknowledged and inc.status == "open":
+        inc = replace(inc, status="acknowledged", acknowledged=Ack(by, whole(now), source))
+        return inc, Change("acknowledged", by, {"via": source, **detail}, events=["acknowledged"])
+    return inc, Change("external_update", by, {"source": source, **detail})
+
+
 def set_level(inc: Incident, level: int, by: str, reason: str, flags: Iterable[str], now: datetime,
               view: ConfigView) -> Outcome:
     """A person sets the level (the plan's ``manual_level`` article, e.g. Shenzhen 5.1.2:

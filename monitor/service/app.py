@@ -40,6 +40,7 @@ from monitor.service.duties_api import routes as duties_routes
 from monitor.service.endpoints import routes, target_states
 from monitor.service.ingest import parse_stored
 from monitor.service.runtime import Runtime
+from monitor.sources.routes import routes as source_routes
 from probes import PROBES, ProbeContext
 
 log = structlog.get_logger("hallmon.app")
@@ -190,5 +191,6 @@ def build_app(runtime: Runtime, registry: CollectorRegistry) -> web.Application:
     app.add_routes(api_routes)
     app.add_routes(duties_routes)
     app.add_routes(accounts_routes)
+    app.add_routes(source_routes)
     install_console(app)
     return app
