@@ -28,3 +28,4 @@ ROUTER: web.AppKey["Router"] = web.AppKey("router")
 INTAKE: web.AppKey["Intake"] = web.AppKey("intake")
 ACK_SIGNER: web.AppKey["AckSigner"] = web.AppKey("ack_signer")
 DRILLS: web.AppKey["Drills"] = web.AppKey("drills")
+HISTORY_READY: web.AppKey[asyncio.Event] = web.AppKey("history_ready", asyncio.Event)  # migrate_history ran
