@@ -20,7 +20,7 @@ import redis.exceptions
 import structlog
 
 from monitor.incidents import indexes
-from monitor.incidents.store import P, compact_json, decode, plan_key
+from monitor.incidents.store import P, compact_json, decode, plan_json, plan_key
 
 __all__ = ["FORM", "MARK", "migrate_history"]
 
@@ -74,11 +74,10 @@ async def _batch(client: aioredis.Redis, ids: list[str]) -> tuple[int, list[str]
                         continue
                     own_plan = "frozen_plan" in json.loads(raw)
                     if own_plan:
-                        doc, digest, plan = compact_json(inc)
-                        if digest not in plans:
-                            pipe.set(plan_key(digest), plan)
-                            plans.add(digest)
-                        pipe.set(f"{P}incident:{incident_id}", doc, keepttl=True)
+                        if inc.frozen_plan.digest not in plans:
+                            pipe.set(plan_key(inc.frozen_plan.digest), plan_json(inc))
+                            plans.add(inc.frozen_plan.digest)
+                        pipe.set(f"{P}incident:{incident_id}", compact_json(inc), keepttl=True)
                     zadds = indexes.write(pipe, None, inc)
                     end = len(pipe.command_stack)
                     spans.append((own_plan, end - zadds, end))

@@ -16,9 +16,11 @@ compacts it), and the secondary indexes of ``indexes``.
 """
 from __future__ import annotations
 
+import base64
 import builtins
 import hashlib
 import json
+import zlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Mapping
@@ -64,23 +66,39 @@ def plan_key(digest: str) -> str:
     return f"{P}plan:{digest}"
 
 
+DEFLATED_FORM = 1  # the version of a deflated document's form: {"v", "z"}
 PLAN_FORM = 1  # the version of the stored form of ``plan:{digest}``: {"v", "digest", "plan"}
 _PLANS: dict[str, Mapping[str, Any]] = {}  # frozen plans by digest, shared by every incident read
 
 
-def compact_json(inc: Incident) -> tuple[str, str, str]:
-    """(document without its frozen plan, plan digest, the plan's stored form)."""
+def compact_json(inc: Incident) -> str:
+    """The document without its frozen plan (named by ``frozen_plan_digest``); a resolved
+    one (history: read seldom, changed only by a late report) deflated as well, as
+    ``{"v": 1, "z": base64(zlib(document))}``: ~2.1 KB of JSON to ~1.2 KB."""
     doc = inc.to_json()
-    data = doc.pop("frozen_plan")
-    plan = json.dumps({"v": PLAN_FORM, "digest": inc.frozen_plan.digest, "plan": data}, ensure_ascii=False)
-    return json.dumps(doc, ensure_ascii=False), inc.frozen_plan.digest, plan
+    del doc["frozen_plan"]
+    text = json.dumps(doc, ensure_ascii=False)
+    if inc.status != "resolved":
+        return text
+    packed = base64.b64encode(zlib.compress(text.encode(), 9)).decode("ascii")
+    return json.dumps({"v": DEFLATED_FORM, "z": packed})
+
+
+def plan_json(inc: Incident) -> str:
+    """The stored form of the incident's frozen plan, under ``plan_key(digest)``."""
+    return json.dumps({"v": PLAN_FORM, "digest": inc.frozen_plan.digest, "plan": inc.frozen_plan.data},
+                      ensure_ascii=False)
+
+
+def _inflate(doc: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(zlib.decompress(base64.b64decode(doc["z"]))) if "z" in doc else doc
 
 
 async def decode(client: aioredis.Redis | aioredis.client.Pipeline,
                  raws: Iterable[bytes | str | None]) -> builtins.list[Incident | None]:
     """Stored documents to incidents; a compacted one gets its frozen plan from
     ``plan:{digest}`` (read once per digest per process, shared by every incident)."""
-    docs = [json.loads(r) if r else None for r in raws]
+    docs = [_inflate(json.loads(r)) if r else None for r in raws]
     missing = sorted({d["frozen_plan_digest"] for d in docs
                       if d is not None and "frozen_plan" not in d and d.get("frozen_plan_digest") not in _PLANS})
     if missing:
@@ -307,10 +325,10 @@ class IncidentStore:
                                  "detail": change.detail, "prev": prev}
         entry["hash"] = head = _chain(prev, dict(entry))
         inc = replace(inc, timeline_seq=seq, timeline_head=head, updated_at=at)
-        doc, digest, plan = compact_json(inc)
+        digest = inc.frozen_plan.digest
         if digest not in self._plans_written:  # content-addressed: sent until one write committed it
-            pipe.set(plan_key(digest), plan)
-        pipe.set(key, doc)
+            pipe.set(plan_key(digest), plan_json(inc))
+        pipe.set(key, compact_json(inc))
         indexes.write(pipe, before, inc)
         pipe.rpush(f"{P}timeline:{inc.id}", json.dumps(entry, ensure_ascii=False))
         if change.alerts:
