@@ -55,12 +55,14 @@ def write_config(path: Path, body: str, redis_url: str = "redis://127.0.0.1:1/0"
 class ServiceProcess:
     """``hallmon run`` as a child process, with its log captured."""
 
-    def __init__(self, config: Path, *extra: str, env: dict | None = None, preexec_fn=None):
+    def __init__(self, config: Path, *extra: str, env: dict | None = None, preexec_fn=None,
+                 command: list[str] | None = None, cwd: Path = ROOT):
+        """``command`` and ``cwd``: another release's ``hallmon`` (tests/upgradekit.py)."""
         self.config = config
         self.log_path = config.with_suffix(".log")
         self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([*HALLMON, "--log-format", "json", "run", "-c", str(config), *extra],
-                                     stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT,
+        self.proc = subprocess.Popen([*(command or HALLMON), "--log-format", "json", "run", "-c", str(config), *extra],
+                                     stdout=self._log, stderr=subprocess.STDOUT, cwd=cwd,
                                      env={**os.environ, **(env or {})}, preexec_fn=preexec_fn)
         self.base = None
 

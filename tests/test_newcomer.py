@@ -33,7 +33,7 @@ def pyproject_version() -> str:
 
 def test_version_agrees_in_the_cli_the_metric_the_package_and_the_changelog(tmp_path, redis_url, service):
     version = pyproject_version()
-    assert version == "0.6.0"
+    assert version == "0.7.0"
     out = subprocess.run([*HALLMON, "--version"], capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.strip() == f"hallmon {version}"
     svc = service(write_config(tmp_path / "h.yml", ORG.format(targets="            []\n"), redis_url))

@@ -12,11 +12,15 @@ the router folds them into the uplink's incident instead of opening twenty. The 
 an alert fired with are kept, so its resolution matches it whatever the uplink does
 meanwhile. A fault seen before the uplink's own fault is active carries no cause: give
 non-uplink targets a ``for`` of one interval where that matters.
+
+Across a restart: the tracker starts empty, and a healthy first reading would be no
+transition; ``resume`` takes up what the targets left firing (service/recovery.py reads
+it from the open incidents), so that reading ends it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import structlog
 
@@ -99,6 +103,18 @@ class FaultTracker:
         return Alert(labels=labels, annotations=annotations, starts_at=from_unix(st.first_seen),
                      ends_at=from_unix(ended) if ended is not None else None,
                      generator_url=f"{self._generator_url}/api/v1/targets?target={target.name}")
+
+    def resume(self, target: str, fault: str, first_seen: float, labels: Mapping[str, str]) -> bool:
+        """Take up a fault this target left firing before a restart (its alert still
+        firing in an open incident): active, with the labels it fired with, so that the
+        first good reading ends it (a transition: the resolution goes out) and a failing
+        one repeats nothing. A fault this process has seen already is left as it is;
+        False then."""
+        states = self._states.setdefault(target, {})
+        if fault in states:
+            return False
+        states[fault] = FaultState(first_seen=first_seen, active=True, labels=dict(labels))
+        return True
 
     def is_active(self, target: str, fault: str) -> bool:
         st = self._states.get(target, {}).get(fault)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from monitor.config.paging import PagingConfig
 from monitor.core.errors import ConfigError, ConfigIssue
@@ -30,7 +30,7 @@ from monitor.core.target import (
 from monitor.core.workdays import WorkCalendar
 from monitor.core.yamlload import load_file, locate, schema_issues
 from monitor.durable.connection import SENTINEL, parse_sentinel
-from monitor.plans.model import load_plan
+from monitor.plans.model import Plan, load_plan
 from probes import PROBES
 
 __all__ = ["Config", "Secret", "SecretEnv", "SecretFile", "load_config", "validate_config",
@@ -200,6 +200,17 @@ class Config(Model):
     calendar: CalendarConfig = CalendarConfig()
     paging: PagingConfig = PagingConfig.model_validate({})
     source: str = Field(default="<memory>", exclude=True)
+    # the plans ``plan:`` and the units' ``plan:`` name, read when this config was
+    # loaded (``validate_config``): a reload reads the plan files again
+    _plans: dict[str, Plan] = PrivateAttr(default_factory=dict)
+
+    @property
+    def plans(self) -> dict[str, Plan]:
+        return self._plans
+
+    def with_plans(self, plans: dict[str, Plan]) -> "Config":
+        self._plans = dict(plans)
+        return self
 
     @cached_property
     def targets(self) -> tuple[Target, ...]:
@@ -317,24 +328,25 @@ def _references(cfg: Config | None, data: dict, file: str) -> list[ConfigIssue]:
     return issues
 
 
-def _plans(data: dict, file: str) -> list[ConfigIssue]:
+def _plans(data: dict, file: str) -> tuple[list[ConfigIssue], dict[str, Plan]]:
     """Plans that exist and validate, read from the document itself so that an unknown
-    plan is reported in the same pass as every schema error."""
+    plan is reported in the same pass as every schema error; with the plans read."""
     org = data.get("organisation")
     units = org.get("units") if isinstance(org, dict) else None
     refs = [(("plan",), data.get("plan", "default"))] + [
         (("organisation", "units", i, "plan"), u.get("plan"))
         for i, u in enumerate(units if isinstance(units, list) else []) if isinstance(u, dict)]
     issues = []
+    plans: dict[str, Plan] = {}
     for loc, ref in refs:
-        if not isinstance(ref, str) or not ref:
-            continue  # absent, or not a string: the schema reports it
+        if not isinstance(ref, str) or not ref or ref in plans:
+            continue  # absent, or not a string (the schema reports it), or read already
         try:
-            load_plan(ref)
+            plans[ref] = load_plan(ref)
         except ConfigError as err:
             path, line = locate(data, loc)
             issues += [ConfigIssue(file, line, path, str(i)) for i in err.issues]
-    return issues
+    return issues, plans
 
 
 def validate_config(data: Any, file: str) -> Config:
@@ -347,11 +359,12 @@ def validate_config(data: Any, file: str) -> Config:
     except ValidationError as err:
         issues += schema_issues(err, data, file, kinds=tuple(PROBES))
     issues += _cross_checks(data, file)
-    issues += _plans(data, file)
+    plan_issues, plans = _plans(data, file)
+    issues += plan_issues
     issues += _references(cfg, data, file)
     if issues or cfg is None:
         raise ConfigError(sorted(issues, key=lambda i: (i.line or 0, i.path)))
-    return cfg
+    return cfg.with_plans(plans)
 
 
 def load_config(path: str | Path) -> Config:

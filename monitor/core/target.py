@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Mapping
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationInfo, model_validator
 
 from monitor.core.workdays import WorkCalendar
 
@@ -86,19 +86,40 @@ def _http_url(value: Any) -> str:
     return value
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+STORED = {"stored": True}  # the validation context of a model read back from Redis: see ``Model``
+
+
+def _duration(value: Any, info: ValidationInfo) -> float:
+    """``parse_duration``; read back from storage (``STORED``), also a number of seconds,
+    the form 0.5 froze plans in."""
+    if info.context and info.context.get("stored") and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return parse_duration(value)
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
 # a duration that is written back as ``"7200s"`` when dumped to JSON, so that a model
 # frozen into Redis (a plan inside its incident) validates again when read back
-RoundTripDuration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration, when_used="json")]
+RoundTripDuration = Annotated[float, BeforeValidator(_duration), PlainSerializer(format_duration, when_used="json")]
 HttpUrl = Annotated[str, BeforeValidator(_http_url)]
 HostPort = Annotated[str, BeforeValidator(parse_hostport)]
 Name = Annotated[str, BeforeValidator(_name)]
 
 
 class Model(BaseModel):
-    """Base of every config model: unknown keys are errors, values are frozen."""
+    """Base of every config model: unknown keys are errors, values are frozen. Validated
+    with the context ``STORED`` (a model another release froze into Redis), keys this
+    release does not know are dropped instead: what is stored is read, never refused."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys_when_stored(cls, data: Any, info: ValidationInfo) -> Any:
+        if info.context and info.context.get("stored") and isinstance(data, dict):
+            known = set(cls.model_fields) | {f.alias for f in cls.model_fields.values() if f.alias}
+            return {k: v for k, v in data.items() if k in known}
+        return data
 
 
 class Closure(Model):

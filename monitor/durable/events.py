@@ -34,6 +34,8 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
+from monitor.durable import versions
+
 STREAM = "hallmon:events"
 DEAD = "hallmon:events:dead"
 MAXLEN = 100_000  # a backstop: consumers trim what they have read (``trim_read``)
@@ -131,7 +133,7 @@ class IncidentEvent(Record):
     def fields(self) -> dict[Any, Any]:
         body = self.model_dump(mode="json", include={"actor", "detail", "clock"}, exclude_none=True)
         body["headline"] = self.incident.model_dump(mode="json", exclude_none=True)
-        return {"kind": self.kind, "incident": self.incident.id, "at": self.at,
+        return {"v": str(versions.EVENT), "kind": self.kind, "incident": self.incident.id, "at": self.at,
                 "body": json.dumps(body, ensure_ascii=False, separators=(",", ":"))}
 
     @classmethod
@@ -140,11 +142,21 @@ class IncidentEvent(Record):
         try:
             flat = {_s(k): _s(v) for k, v in raw.items()}
             body = json.loads(flat["body"])
+            if "headline" not in body and isinstance(body.get("incident"), dict):
+                body = _from_v1(body)
             return cls.model_validate({"kind": flat["kind"], "at": flat["at"], "incident": body["headline"],
                                        "actor": body.get("actor", ""), "detail": body.get("detail") or {},
                                        "clock": body.get("clock")})
         except (KeyError, TypeError, ValueError, UnicodeDecodeError, ValidationError) as err:
             raise BadEvent(f"{type(err).__name__}: {err}"[:500]) from err
+
+
+def _from_v1(body: Mapping[str, Any]) -> dict[str, Any]:
+    """0.5's event body (the whole incident, the change in ``extra``) as the current one."""
+    extra = dict(body.get("extra") or {})
+    clock = body.get("clock")
+    return {"headline": Headline.of(body["incident"]).model_dump(mode="json"), "actor": str(extra.pop("by", "")),
+            "detail": extra, "clock": ClockRef.of(clock).model_dump(mode="json") if isinstance(clock, dict) else None}
 
 
 class BadEvent(ValueError):

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
+from monitor.durable import versions
+
 CHANNEL = "hallmon:notices"
 KINDS = ("incident_opened", "incident_changed", "incident_resolved", "clock_reminder", "clock_overdue",
          "page_sent")
@@ -33,7 +35,7 @@ def kind_for(events: Iterable[str]) -> str:
 def encode(kind: str, incident: str, units: Iterable[str], **extra: Any) -> str:
     if kind not in KINDS:
         raise ValueError(f"unknown notice kind {kind!r}")
-    return json.dumps({"kind": kind, "incident": incident, "units": sorted(units), **extra}, ensure_ascii=False)
+    return json.dumps({"v": versions.NOTICE, "kind": kind, "incident": incident, "units": sorted(units), **extra}, ensure_ascii=False)
 
 
 def publish(client: Any, kind: str, incident: str, units: Iterable[str], **extra: Any) -> Any:

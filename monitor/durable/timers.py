@@ -24,6 +24,7 @@ import structlog
 from monitor.core.clock import SYSTEM, Clock
 from monitor.core.errors import StoreError
 from monitor.core.supervise import check_cancelled
+from monitor.durable import versions
 
 log = structlog.get_logger("hallmon.timers")
 
@@ -58,7 +59,7 @@ class Timers:
         """Create or move a timer. Pass ``pipe`` to commit with the caller's own writes;
         with ``nx`` a timer that exists already is left as it is."""
         target = pipe if pipe is not None else self.client.pipeline(transaction=True)
-        body = json.dumps(payload, ensure_ascii=False)
+        body = json.dumps({**payload, "v": versions.TIMER}, ensure_ascii=False)
         if nx:
             target.hsetnx(self.data_key, timer_id, body)
             target.zadd(self.due_key, {timer_id: due}, nx=True)
@@ -77,6 +78,10 @@ class Timers:
         target.hdel(self.data_key, timer_id)
         if pipe is None:
             await target.execute()
+
+    async def payload(self, timer_id: str) -> dict[str, Any] | None:
+        raw = await self.client.hget(self.data_key, timer_id)
+        return json.loads(raw) if raw else None
 
     async def due_at(self, timer_id: str) -> float | None:
         return await self.client.zscore(self.due_key, timer_id)

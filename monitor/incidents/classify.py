@@ -14,7 +14,6 @@ from typing import Iterable
 from monitor.core.alert import Alert
 from monitor.incidents.records import Classification
 from monitor.incidents.view import ConfigView
-from monitor.plans.model import load_plan
 
 
 def classify(alert: Alert, view: ConfigView) -> Classification:
@@ -23,7 +22,7 @@ def classify(alert: Alert, view: ConfigView) -> Classification:
     info = view.sites.get(site) if site else None
     unit = info.unit if info else labels.get("unit")
     ref = view.plan_for(unit)
-    plan = load_plan(ref)
+    plan = view.plan_of(ref)
     fault = labels.get("fault")
     cat = plan.category_for(fault)
     cause = labels.get("cause")

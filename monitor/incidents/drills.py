@@ -115,7 +115,7 @@ class Drills:
         cfg = self._config()
         tz = ZoneInfo(cfg.service.timezone)
         return [Duty(u.id, u.name, spec, tz) for u in cfg.organisation.units
-                for spec in load_plan(u.plan or cfg.plan).drills]
+                for spec in (cfg.plans.get(u.plan or cfg.plan) or load_plan(u.plan or cfg.plan)).drills]
 
     async def record(self, inc: Incident) -> list[str]:
         """Record a drill incident against every duty it meets; returns the duties met."""

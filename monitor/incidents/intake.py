@@ -41,6 +41,7 @@ from redis.asyncio import Redis
 
 from monitor.core.alert import Alert, from_unix
 from monitor.core.errors import StoreError
+from monitor.durable import versions
 from monitor.incidents.router import Router
 
 __all__ = ["Intake", "STREAM"]
@@ -112,7 +113,7 @@ class Intake:
         The XADDs of requests arriving together go to Redis in one pipeline (one
         connection, one round trip), not one connection each."""
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._outgoing.append(({"body": raw, "kind": kind, "actor": actor, "at": repr(at),
+        self._outgoing.append(({"v": versions.INTAKE, "body": raw, "kind": kind, "actor": actor, "at": repr(at),
                                 "wait": "1" if wait else "0"}, fut))
         if len(self._outgoing) == 1:
             asyncio.get_running_loop().call_soon(lambda: self._flushes.add(asyncio.ensure_future(self._flush())))

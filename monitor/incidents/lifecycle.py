@@ -24,7 +24,7 @@ from monitor.incidents.records import Change, Classification, FrozenPlan, Incide
 from monitor.incidents.view import ConfigView
 from monitor.plans.clocks import clocks_for, due_time, spec_of
 from monitor.plans.levels import Decision, Facts, decide, facts
-from monitor.plans.model import Plan, load_plan
+from monitor.plans.model import Plan
 
 Items = Sequence[tuple[Alert, Classification]]
 
@@ -46,7 +46,7 @@ def open_incident(incident_id: str, group: str, items: Items, now: datetime, vie
     if not live:
         raise ValueError("an incident opens only on a firing alert")
     c = live[0][1]
-    plan = load_plan(c.plan)
+    plan = view.plan_of(c.plan)
     detected = whole(min(a.starts_at for a, _ in live))
     inc = Incident(
         id=incident_id, group=group, status="open", recovered=False, level=3, level_name=plan.level_name(3),

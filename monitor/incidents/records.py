@@ -17,12 +17,13 @@ from typing import Any, Literal, Mapping
 
 from monitor.core.alert import Alert, rfc3339
 from monitor.core.timesource import iso, parse_iso
+from monitor.durable import versions
 from monitor.plans.clocks import Clock
 from monitor.plans.levels import Decision
-from monitor.plans.model import Plan
+from monitor.plans.model import Plan, stored_plan
 
 Status = Literal["open", "acknowledged", "resolved"]
-INTERNAL = ("frozen_plan", "frozen_plan_digest", "group", "timeline_head", "timeline_seq")  # stored, never shown
+INTERNAL = ("v", "frozen_plan", "frozen_plan_digest", "group", "timeline_head", "timeline_seq")  # stored, never shown
 _VALIDATED: dict[str, Plan] = {}  # frozen plans by digest: each plan version validated once per process
 
 
@@ -59,7 +60,7 @@ class FrozenPlan:
         if plan is None:
             if len(_VALIDATED) >= 256:  # a cache: plan versions come and go with reloads
                 _VALIDATED.clear()
-            plan = _VALIDATED[self.digest] = Plan.model_validate(self.data)
+            plan = _VALIDATED[self.digest] = stored_plan(self.data)
         return plan
 
     def __eq__(self, other: object) -> bool:
@@ -190,7 +191,8 @@ class StoredAlert:
                    status="resolved" if ended else "firing", source=alert.source)
 
     def to_json(self) -> dict[str, Any]:
-        return {"fingerprint": self.fingerprint, "labels": dict(self.labels), "annotations": dict(self.annotations),
+        return {"v": versions.ALERT, "fingerprint": self.fingerprint, "labels": dict(self.labels),
+                "annotations": dict(self.annotations),
                 "startsAt": rfc3339(self.starts_at), "endsAt": rfc3339(self.ends_at), "status": self.status,
                 "source": self.source}
 
@@ -278,7 +280,7 @@ class Incident:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id, "group": self.group, "status": self.status, "recovered": self.recovered,
+            "v": versions.INCIDENT, "id": self.id, "group": self.group, "status": self.status, "recovered": self.recovered,
             "level": self.level, "level_name": self.level_name, "plan": self.plan, "category": self.category,
             "system": self.system, "sites": list(self.sites), "units": list(self.units),
             "detected_at": iso(self.detected_at), "opened_at": iso(self.opened_at),

@@ -24,7 +24,7 @@ from monitor.core.alert import Alert
 from monitor.core.errors import Invalid, NotFound, StoreBusy
 from monitor.core.timesource import SYSTEM_TIME, TimeSource
 from monitor.durable.timers import Timers
-from monitor.incidents import actions, clocktimers, lifecycle, maintenance
+from monitor.incidents import actions, clocktimers, expiry, lifecycle, maintenance
 from monitor.incidents.classify import classify, group
 from monitor.incidents.records import Change, Classification, Incident, StoredAlert
 from monitor.incidents.store import IncidentStore, Mutation
@@ -111,6 +111,11 @@ class Router:
                 placed[(actor, key)] = incident_id = await self._ingest_group(key, items, actor, view)
             if incident_id and (actor, key) in storms:
                 await self._note_storm(incident_id, actor, cap or 0, storms[(actor, key)])
+        ending = expiry.ending((a for items in groups.values() for a, _ in items), self.time.now())
+        if ending:  # alerts that say when they end (Prometheus's way): each one's timer, moved
+            async with self.store.r.pipeline(transaction=True) as pipe:
+                await expiry.schedule(self.store.timers, ending, pipe)
+                await pipe.execute()
         return [sorted({i for k in keys if (i := placed[k])}) for keys in keys_of]
 
     async def _capped(self, grouped: dict[str, list[tuple[Alert, Classification]]], cap: int) -> tuple[
@@ -285,6 +290,9 @@ class Router:
         """A clock's reminder or due time came: tell paging, mark overdue; or the moment
         a rule on duration comes true: re-grade. The timer is removed in the same
         transaction as that change, so it fires once."""
+        if payload.get("what") == expiry.WHAT:  # an alert's endsAt came
+            await self._expire(timer_id, payload, timers)
+            return
         if payload.get("what") == "regrade":  # a rule on duration comes true
             fire: Mutation = lambda inc, _: lifecycle.regrade(inc, timer_id, self.time.now(), self.view())  # noqa: E731
         elif payload.get("what") == "unhold":  # the maintenance window holding its pages ends
@@ -298,3 +306,12 @@ class Router:
             change = None
         if change is None:
             await timers.done(timer_id)
+
+    async def _expire(self, timer_id: str, payload: dict[str, Any], timers: Timers) -> None:
+        """An alert that said when it ends has not been sent again since: it ends then
+        (incidents/expiry.py). A resend that moved its timer meanwhile leaves it be."""
+        current = await timers.payload(timer_id)
+        if current is not None and float(current.get("ends_at", 0)) > float(payload["ends_at"]):
+            return
+        await self.ingest([expiry.resolution(payload)], actor="expiry")
+        await timers.done(timer_id)

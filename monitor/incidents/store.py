@@ -30,7 +30,7 @@ import redis.exceptions
 
 from monitor.core.errors import Conflict, NotFound, StoreBusy
 from monitor.core.timesource import SYSTEM_TIME, TimeSource, iso, whole
-from monitor.durable import notices
+from monitor.durable import notices, versions
 from monitor.durable.events import IncidentEvent, publish
 from monitor.durable.timers import Timers
 from monitor.incidents import indexes
@@ -66,7 +66,6 @@ def plan_key(digest: str) -> str:
     return f"{P}plan:{digest}"
 
 
-DEFLATED_FORM = 1  # the version of a deflated document's form: {"v", "z"}
 PLAN_FORM = 1  # the version of the stored form of ``plan:{digest}``: {"v", "digest", "plan"}
 _PLANS: dict[str, Mapping[str, Any]] = {}  # frozen plans by digest, shared by every incident read
 
@@ -74,14 +73,15 @@ _PLANS: dict[str, Mapping[str, Any]] = {}  # frozen plans by digest, shared by e
 def compact_json(inc: Incident) -> str:
     """The document without its frozen plan (named by ``frozen_plan_digest``); a resolved
     one (history: read seldom, changed only by a late report) deflated as well, as
-    ``{"v": 1, "z": base64(zlib(document))}``: ~2.1 KB of JSON to ~1.2 KB."""
+    ``{"v": the document's version, "z": base64(zlib(document))}``: ~2.1 KB of JSON to
+    ~1.2 KB (``durable.versions`` reads the version without inflating)."""
     doc = inc.to_json()
     del doc["frozen_plan"]
     text = json.dumps(doc, ensure_ascii=False)
     if inc.status != "resolved":
         return text
     packed = base64.b64encode(zlib.compress(text.encode(), 9)).decode("ascii")
-    return json.dumps({"v": DEFLATED_FORM, "z": packed})
+    return json.dumps({"v": doc.get("v", 1), "z": packed})
 
 
 def plan_json(inc: Incident) -> str:
@@ -321,7 +321,7 @@ class IncidentStore:
         at = whole(self.time.now())
         key = f"{P}incident:{inc.id}"
         seq, prev = inc.timeline_seq + 1, inc.timeline_head
-        entry: dict[str, Any] = {"seq": seq, "at": iso(at), "actor": change.actor, "action": change.action,
+        entry: dict[str, Any] = {"v": versions.TIMELINE, "seq": seq, "at": iso(at), "actor": change.actor, "action": change.action,
                                  "detail": change.detail, "prev": prev}
         entry["hash"] = head = _chain(prev, dict(entry))
         inc = replace(inc, timeline_seq=seq, timeline_head=head, updated_at=at)

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from monitor.core.alert import Alert
 from monitor.core.workdays import WorkCalendar
 from monitor.plans.levels import OrgView
+from monitor.plans.model import Plan, load_plan
 
 UPLINK_DEFAULT = "network"  # the system a caused fault folds under when the site names no uplink
 
@@ -36,6 +37,7 @@ class ConfigView:
     unit_plans: Mapping[str, str] = field(default_factory=dict)  # units with their own plan
     announced: tuple[Any, ...] = ()  # maintenance windows announced at run time (``maintenance.Window``)
     fold_window: float = 30.0  # a device fault this close to its site's uplink fault folds into it
+    plans: Mapping[str, Plan] = field(default_factory=dict)  # the plans the config loaded, by reference
 
     @classmethod
     def from_config(cls, cfg: Any) -> "ConfigView":
@@ -50,7 +52,7 @@ class ConfigView:
         return cls(plan=cfg.plan, org=OrgView.from_config(cfg), timezone=ZoneInfo(cfg.service.timezone),
                    calendar=cfg.work_calendar, sites=sites,
                    unit_plans={u.id: u.plan for u in cfg.organisation.units if u.plan},
-                   fold_window=cfg.service.fold_window)
+                   fold_window=cfg.service.fold_window, plans=cfg.plans)
 
     @classmethod
     def from_alerts(cls, alerts: Iterable[Alert], plan: str, timezone: str = "Asia/Shanghai",
@@ -73,6 +75,13 @@ class ConfigView:
 
     def plan_for(self, unit: str | None) -> str:
         return self.unit_plans.get(unit or "", self.plan)
+
+    def plan_of(self, ref: str) -> Plan:
+        """The plan ``ref`` names, as the running config loaded it (a reload reads plan
+        files again; nothing between reloads does); a plan the config does not name
+        (``plan explain --plan``) is read from its file."""
+        plan = self.plans.get(ref)
+        return plan if plan is not None else load_plan(ref)
 
     def tz(self, site: str | None) -> ZoneInfo:
         info = self.sites.get(site or "")

@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict
 
 from monitor.core.clock import Clock
+from monitor.durable import versions
 from monitor.durable.events import ClockRef, Headline
 from monitor.durable.timers import Timers
 
@@ -48,6 +49,7 @@ class Job(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    v: int = versions.PAGING  # 0.6 stored none (v1)
     key: str  # identifies the message: its mark, its idempotency key
     kind: Kind
     channel: str

@@ -15,6 +15,7 @@ import redis.exceptions
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from monitor.config.paging import PagingConfig, Policy
+from monitor.durable import versions
 from monitor.durable.events import Headline
 
 P = "hallmon:paging:"
@@ -24,6 +25,7 @@ KEEP = 30 * 86400
 class PagingState(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    v: int = versions.PAGING  # 0.5 and 0.6 stored none (v1): see _from_0_5
     incident: Headline
     gen: int = 1  # bumped by every upgrade; a wait timer of an older generation does nothing
     policy: Policy | None = None  # frozen: a reload does not change an incident in flight

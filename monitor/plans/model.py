@@ -23,12 +23,13 @@ import fnmatch
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Mapping, get_args
 
+import structlog
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from monitor.core.errors import ConfigError, ConfigIssue
-from monitor.core.target import Model, RoundTripDuration, parse_duration
+from monitor.core.target import STORED, Model, RoundTripDuration, parse_duration
 from monitor.core.yamlload import load_file, schema_issues
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
@@ -271,14 +272,42 @@ def validate_plan(data: Any, file: str) -> Plan:
         raise ConfigError(schema_issues(err, data, file)) from None
 
 
+def stored_plan(data: Mapping[str, Any]) -> Plan:
+    """A plan frozen into an incident by any release, read leniently (issue 17): older
+    field forms normalised (0.5 froze durations as numbers), keys this release does not
+    know dropped. A frozen plan that still does not validate (a rule this release
+    refuses) is never an error for the incident: its plan's built-in definition stands in
+    (or the default plan's), and that is logged once per plan version."""
+    try:
+        return Plan.model_validate(data, context=STORED)
+    except ValidationError as err:
+        ref = data.get("id") if isinstance(data.get("id"), str) else "default"
+        stand_in = ref if ref in builtin_ids() else "default"
+        structlog.get_logger("hallmon.plans").warning(
+            "frozen_plan_unreadable", plan=ref, stand_in=stand_in, error=str(err).splitlines()[0][:200])
+        return load_plan(stand_in)
+
+
 def builtin_ids() -> list[str]:
     return sorted(p.stem for p in BUILTIN_DIR.glob("*.yml"))
 
 
-@lru_cache(maxsize=64)
 def load_plan(ref: str) -> Plan:
-    """A built-in plan by id, or a plan file by path."""
-    path = BUILTIN_DIR / f"{ref}.yml" if "/" not in ref and not ref.endswith(".yml") else Path(ref)
+    """A built-in plan by id, or a plan file by path. A built-in plan is read once per
+    process; a plan file is read again on every call, so that a reload (SIGHUP) sees
+    the edited file: the running config holds the plans it loaded (``Config.plans``),
+    and the service reads plans from there, never from here per alert."""
+    builtin = "/" not in ref and not ref.endswith(".yml")
+    return _builtin_plan(ref) if builtin else _read_plan(Path(ref))
+
+
+@lru_cache(maxsize=64)
+def _builtin_plan(ref: str) -> Plan:
+    return _read_plan(BUILTIN_DIR / f"{ref}.yml", ref)
+
+
+def _read_plan(path: Path, ref: str | None = None) -> Plan:
+    ref = ref or str(path)
     if not path.exists():
         raise ConfigError([ConfigIssue(ref, None, "", f"no such plan; built in: {', '.join(builtin_ids())}")])
     data = load_file(path)

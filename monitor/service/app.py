@@ -30,7 +30,7 @@ from monitor.paging import shiftcheck
 from monitor.paging.acklink import AckSigner
 from monitor.paging.handoff import build
 from monitor.paging.pager import Pager
-from monitor.service import keys
+from monitor.service import keys, recovery
 from monitor.service.api import routes as api_routes
 from monitor.service.boundary import boundary
 from monitor.service.duties_api import duties_ctx
@@ -41,6 +41,7 @@ from monitor.service.runtime import Runtime
 from probes import PROBES, ProbeContext
 
 log = structlog.get_logger("hallmon.app")
+RESUME_WAIT = 2.0  # seconds start-up waits for Redis to say what the targets left firing
 
 
 def public_url(runtime: Runtime) -> str:
@@ -72,7 +73,9 @@ async def session_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def checks_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Probes, fault tracker and scheduler: the checking half of the service."""
+    """Probes, fault tracker and scheduler: the checking half of the service. The
+    tracker first takes up what this shard's targets left firing before a restart
+    (``recovery``), waiting for Redis at most ``RESUME_WAIT`` before checks start."""
     rt = app[keys.RUNTIME]
     ctx = ProbeContext(session=app[keys.SESSION])
     probes = {kind: cls(ctx) for kind, cls in PROBES.items()}
@@ -80,9 +83,12 @@ async def checks_ctx(app: web.Application) -> AsyncIterator[None]:
     tracker = FaultTracker(public_url(rt), uplinks=rt.config.uplinks)
     checker = Checker(probes, tracker, ReadingSeries(), rt.metrics, queue.put_nowait)
     scheduler = Scheduler(checker.check, rt.metrics, rt.config.service.max_concurrent_checks)
+    resuming = asyncio.create_task(recovery.resume(tracker, app[keys.ROUTER].store, rt.targets))
+    await asyncio.wait({resuming}, timeout=RESUME_WAIT)
     rt.start(checker, scheduler)
     log.info("checks_started", targets=len(rt.targets), shard=f"{rt.shard.index}/{rt.shard.count}")
     yield
+    await stop([resuming])
     await scheduler.stop()
     for probe in probes.values():
         await probe.close()
@@ -186,7 +192,8 @@ def build_app(runtime: Runtime, registry: CollectorRegistry) -> web.Application:
     app[keys.RUNTIME] = runtime
     app[keys.REGISTRY] = registry
     app[keys.ALERTS] = asyncio.Queue()
-    app.cleanup_ctx.extend([redis_ctx, session_ctx, checks_ctx, router_ctx, duties_ctx, paging_ctx])
+    # the router before the checks: they resume from its store, and stop before it on the way down
+    app.cleanup_ctx.extend([redis_ctx, session_ctx, router_ctx, checks_ctx, duties_ctx, paging_ctx])
     app.add_routes(routes)
     app.add_routes(api_routes)
     app.add_routes(duties_routes)

@@ -1,7 +1,10 @@
 """Runtime: the running configuration and the parts that follow it on reload.
 
 A reload validates the new file completely before touching anything; an invalid one
-is refused with every error logged, and the old configuration keeps running.
+is refused with every error logged, and the old configuration keeps running. The plan
+files the config names are read again with it (an invalid plan refuses the reload like
+any config error): new incidents follow the new plans, incidents in flight keep the
+plan frozen into them when they opened.
 
 Keys of ``service:`` that are read once at start (``ServiceConfig.RESTART_ONLY``: listen,
 redis_url, the Redis pool, the HTTP limits, …) cannot change on a reload: a change to one
@@ -71,6 +74,7 @@ class Runtime:
             self.metrics.reloads.labels("refused").inc()
             return False
         new = self._keep_restart_only(new)
+        plans = sorted(ref for ref, plan in new.plans.items() if self.config.plans.get(ref) != plan)
         self.config = new
         targets = self.targets
         if self.checker:
@@ -79,7 +83,7 @@ class Runtime:
         if self.scheduler:
             self.scheduler.set_targets(targets)
         self.metrics.reloads.labels("applied").inc()
-        log.info("reload_applied", targets=len(targets))
+        log.info("reload_applied", targets=len(targets), plans_changed=plans)
         return True
 
     def _keep_restart_only(self, new: Config) -> Config:
@@ -90,4 +94,5 @@ class Runtime:
         log.warning("reload_needs_restart", keys=[f"service.{k}" for k in changed],
                     effect="running values kept; the rest of the file applies; restart to apply these")
         service = new.service.model_copy(update={k: getattr(old, k) for k in changed})
-        return Config.model_validate({**{k: getattr(new, k) for k in Config.model_fields}, "service": service})
+        kept = Config.model_validate({**{k: getattr(new, k) for k in Config.model_fields}, "service": service})
+        return kept.with_plans(new.plans)
