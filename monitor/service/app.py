@@ -21,6 +21,7 @@ from monitor.core.errors import StoreError
 from monitor.core.supervise import stop, supervise
 from monitor.durable import connection as redisconn
 from monitor.durable.timers import Timers
+from monitor.incidents.history import migrate_history
 from monitor.incidents.intake import Intake
 from monitor.incidents.metrics import IncidentCollector, refresh_forever
 from monitor.incidents.router import Router
@@ -147,8 +148,18 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
                     failing = True
                 await asyncio.sleep(1.0)
 
+    migrated = app[keys.HISTORY_READY] = asyncio.Event()
+
+    async def migrate() -> None:
+        """0.6's history compacted and indexed once (a no-op read of one key after that);
+        /readyz says "migrating" until it has run. Retried while Redis is away."""
+        await migrate_history(client)
+        migrated.set()
+        await asyncio.Event().wait()
+
     restarts = rt.metrics.task_restarts
-    tasks = [asyncio.create_task(supervise("router_consumer", consume, restarts)),
+    tasks = [asyncio.create_task(supervise("history_migration", migrate, restarts)),
+             asyncio.create_task(supervise("router_consumer", consume, restarts)),
              asyncio.create_task(supervise("intake", intake.run, restarts)),
              asyncio.create_task(supervise("clock_timers", lambda: timers.run(router.clock_timer), restarts)),
              asyncio.create_task(supervise("incident_metrics", lambda: refresh_forever(collector, store, listen=listen),

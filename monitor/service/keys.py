@@ -30,3 +30,4 @@ INTAKE: web.AppKey["Intake"] = web.AppKey("intake")
 ACK_SIGNER: web.AppKey["AckSigner"] = web.AppKey("ack_signer")
 DRILLS: web.AppKey["Drills"] = web.AppKey("drills")
 AUTH: web.AppKey["SignIn"] = web.AppKey("auth")
+HISTORY_READY: web.AppKey[asyncio.Event] = web.AppKey("history_ready", asyncio.Event)  # migrate_history ran
