@@ -66,7 +66,7 @@ def test_an_upgrade_in_place_keeps_every_incident_working(release, trees, tmp_pa
         old.stop()
         pending = leave_intake_entry(tree, store.url, [alert("pos.link_down", "u1a", "u1", system="payment",
                                                             target="pos-3"),
-                                                      alert("queue.down", "u5a", "u5", system="queue")])
+                                                      alert("queue.down", "u5a", "u5", system="queue-u5")])
         old_docs = {i: _raw_incident(store.url, i) for i in (opened, acked, resolved, unread)}
 
         # what a start would change: nothing; what `hallmon migrate` would rewrite
