@@ -66,7 +66,7 @@ class ServiceProcess:
                                      env={**os.environ, **(env or {})}, preexec_fn=preexec_fn)
         self.base = None
 
-    def wait_listening(self, timeout: float = 15) -> str:
+    def wait_listening(self, timeout: float = 60) -> str:
         import json
 
         deadline = time.monotonic() + timeout
@@ -82,6 +82,10 @@ class ServiceProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"hallmon exited {self.proc.returncode}:\n{self.log_path.read_text()}")
             time.sleep(0.05)
+        # never leave it running: a process that started late would go on consuming the
+        # intake stream of the session's Redis, placing later tests' alerts with its plan
+        self.proc.kill()
+        self.proc.wait()
         raise RuntimeError(f"hallmon did not start:\n{self.log_path.read_text()}")
 
     def events(self) -> list[dict]:

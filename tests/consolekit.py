@@ -86,13 +86,13 @@ organisation:
 class Hall:
     """The running service and its peers."""
 
-    def __init__(self, tmp: Path, redis_url: str):
+    def __init__(self, tmp: Path, redis_url: str, extra: str = "", env: dict | None = None):
         self.loop = LoopThread()
         self.nut = NutServer({"ups1": {"ups.status": "OL", "battery.charge": "100", "battery.runtime": "2400",
                                        "ups.load": "20", "input.voltage": "229"}})
         self.loop.run(self.nut.start())
-        cfg = write_config(tmp / "console.yml", config_body(self.nut.address), redis_url)
-        env = {"T_CHIEF": TOKENS["chief"], "T_AGENCY": TOKENS["agency"], "T_READER": TOKENS["reader"]}
+        cfg = write_config(tmp / "console.yml", config_body(self.nut.address) + extra, redis_url)
+        env = {"T_CHIEF": TOKENS["chief"], "T_AGENCY": TOKENS["agency"], "T_READER": TOKENS["reader"], **(env or {})}
         self.svc = ServiceProcess(cfg, env=env)
         self.base = self.svc.wait_listening(timeout=60)  # a loaded CI machine starts slowly
         self.seq = 0
@@ -103,7 +103,7 @@ class Hall:
     def api(self, method: str, path: str, body=None, token: str = "chief") -> tuple[int, dict]:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Authorization": f"Bearer {TOKENS[token]}",
+                                     headers={"Authorization": f"Bearer {TOKENS.get(token, token)}",
                                               "Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:

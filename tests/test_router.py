@@ -163,9 +163,11 @@ async def test_bad_bodies_get_400_and_store_nothing(client, redis_url, payload, 
     body = await resp.json()
     assert body["error"] == "bad_request" and detail in body["detail"]
     r = aioredis.from_url(redis_url)
-    # (the drill duties' consumer group and their since-marks are written at start, not by the request)
+    # (the drill duties' consumer group, their since-marks and the history's form are
+    # written at start, not by the request)
     assert [k for k in await r.keys("hallmon:*") if b"seq" not in k
-            and not k.startswith((b"hallmon:events", b"hallmon:drills:", b"hallmon:intake"))] == []
+            and not k.startswith((b"hallmon:events", b"hallmon:drills:", b"hallmon:intake",
+                                  b"hallmon:history:"))] == []
     assert await r.xlen("hallmon:intake") == 0  # (its consumer group is made at start)
     await r.aclose()
 

@@ -46,13 +46,13 @@ async def test_an_opening_does_not_retry_for_another_groups_opening(aiohttp_clie
     held, release = asyncio.Event(), asyncio.Event()
     real_write = IncidentStore._write
 
-    async def write(self, pipe, inc, change, new):
-        if new:
+    async def write(self, pipe, inc, change, before=None):
+        if before is None:  # an opening
             writes.append(inc.group)
             if inc.group.startswith("core_system") and not held.is_set():
                 held.set()  # inside the opening's transaction, after its WATCH
                 await release.wait()
-        return await real_write(self, pipe, inc, change, new)
+        return await real_write(self, pipe, inc, change, before)
 
     monkeypatch.setattr(IncidentStore, "_write", write)
     first = asyncio.ensure_future(a.post("/api/v1/alerts", json=[alert("system.down", "u3a", "u3")], headers=auth()))

@@ -66,7 +66,7 @@ def test_an_upgrade_in_place_keeps_every_incident_working(release, trees, tmp_pa
         old.stop()
         pending = leave_intake_entry(tree, store.url, [alert("pos.link_down", "u1a", "u1", system="payment",
                                                             target="pos-3"),
-                                                      alert("queue.down", "u5a", "u5", system="queue")])
+                                                      alert("queue.down", "u5a", "u5", system="queue-u5")])
         old_docs = {i: _raw_incident(store.url, i) for i in (opened, acked, resolved, unread)}
 
         # what a start would change: nothing; what `hallmon migrate` would rewrite
@@ -81,7 +81,9 @@ def test_an_upgrade_in_place_keeps_every_incident_working(release, trees, tmp_pa
         assert {opened, acked, resolved, unread} <= listed
         for inc, was in old_docs.items():  # read as the old release left them
             now = new.incident(inc)
-            assert (now["status"], now["level"], now["sites"]) == (was["status"], was["level"], was["sites"]), inc
+            # (the intake entry left above may have joined its alerts already: sites only grow)
+            assert (now["status"], now["level"]) == (was["status"], was["level"]), inc
+            assert set(was["sites"]) <= set(now["sites"]), inc
             assert [c["id"] for c in now["clocks"]] == [c["id"] for c in was["clocks"]], inc
             assert now["timeline_intact"] and len(now["timeline"]) >= 1, inc
         # the old wait fires once: the duty leader is paged for the open incident, once;

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from monitor.checks.checker import Checker
 from monitor.checks.faults import FaultTracker
 from monitor.checks.metrics import ReadingSeries, ServiceMetrics
-from monitor.cli import channel, demo, duties, incidents, migrate, oncall
+from monitor.cli import channel, demo, duties, incidents, migrate, oncall, users
 from monitor.config.model import load_config
 from monitor.core.errors import ConfigError
 from monitor.core.logs import configure
@@ -132,7 +132,7 @@ def register_core(sub: argparse._SubParsersAction) -> None:
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_core, demo.register, incidents.register,
                                                                  oncall.register, duties.register, channel.register,
-                                                                 migrate.register]
+                                                                 migrate.register, users.register]
 
 
 def main(argv: list[str] | None = None) -> int:

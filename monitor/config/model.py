@@ -13,7 +13,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BeforeValidator, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from monitor.auth.roles import Scope
+from monitor.config.auth import AuthConfig
 from monitor.config.paging import PagingConfig
+from monitor.config.sources import SourcesConfig
 from monitor.core.errors import ConfigError, ConfigIssue
 from monitor.core.secret import Secret, SecretEnv, SecretFile
 from monitor.core.target import (
@@ -136,9 +139,6 @@ class Organisation(Model):
     units: tuple[Unit, ...] = Field(min_length=1)
 
 
-Scope = Literal["alerts:write", "incidents:read", "incidents:write"]
-
-
 class ApiToken(Model):
     name: str
     secret_env: SecretEnv | None = None
@@ -199,6 +199,8 @@ class Config(Model):
     api: ApiConfig = ApiConfig()
     calendar: CalendarConfig = CalendarConfig()
     paging: PagingConfig = PagingConfig.model_validate({})
+    auth: AuthConfig = AuthConfig()
+    sources: SourcesConfig = SourcesConfig()
     source: str = Field(default="<memory>", exclude=True)
     # the plans ``plan:`` and the units' ``plan:`` name, read when this config was
     # loaded (``validate_config``): a reload reads the plan files again
@@ -310,6 +312,7 @@ def _references(cfg: Config | None, data: dict, file: str) -> list[ConfigIssue]:
     issues = []
     paging = cfg.paging if cfg is not None else _section(PagingConfig, data, "paging")
     api = cfg.api if cfg is not None else _section(ApiConfig, data, "api")
+    auth = cfg.auth if cfg is not None else _section(AuthConfig, data, "auth")
     for loc, message in paging.cross_issues() if paging is not None else ():
         path, line = locate(data, loc)
         issues.append(ConfigIssue(file, line, path, message))
@@ -317,6 +320,13 @@ def _references(cfg: Config | None, data: dict, file: str) -> list[ConfigIssue]:
     units = {u.get("id") for u in org.get("units") or () if isinstance(u, dict)} \
         if isinstance(org, dict) and isinstance(org.get("units"), list) else None
     people = {p.id for p in paging.people} if paging is not None else None
+    sources = cfg.sources if cfg is not None else _section(SourcesConfig, data, "sources")
+    if sources is not None and units is not None and isinstance(org, dict):
+        sites = {str(s.get("id")) for u in org["units"] if isinstance(u, dict)
+                 for s in (u.get("sites") or ()) if isinstance(s, dict)}
+        for loc, message in sources.cross_issues(sites, {str(u) for u in units}):
+            path, line = locate(data, loc)
+            issues.append(ConfigIssue(file, line, path, message))
     for ti, token in enumerate(api.tokens if api is not None else ()):
         for ui, unit in enumerate(token.units or ()):
             if units is not None and unit not in units:
@@ -325,6 +335,11 @@ def _references(cfg: Config | None, data: dict, file: str) -> list[ConfigIssue]:
         if token.person is not None and people is not None and token.person not in people:
             path, line = locate(data, ("api", "tokens", ti, "person"))
             issues.append(ConfigIssue(file, line, path, f"no person {token.person!r} in paging.people"))
+    for gi, grant in enumerate(auth.ldap.groups if auth is not None and auth.ldap is not None else ()):
+        for ui, unit in enumerate(grant.units or ()):
+            if units is not None and unit not in units:
+                path, line = locate(data, ("auth", "ldap", "groups", gi, "units", ui))
+                issues.append(ConfigIssue(file, line, path, f"no unit {unit!r}"))
     return issues
 
 

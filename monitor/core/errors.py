@@ -13,6 +13,7 @@
     │   │                      wrapper, durable/connection.py, raises it; the API answers 503
     │   │                      with Retry-After)
     │   └── StoreBusy          every pooled Redis connection stayed busy past the bounded wait
+    ├── DirectoryUnavailable   the LDAP directory is down, too slow, or its TLS did not verify (503)
     ├── ChannelError           a page could not be handed to its channel (``retryable``:
     │                          5xx, timeouts, connection errors, a robot's rate-limit code)
     └── Refused                what a caller asked for cannot be done; the API maps each
@@ -20,7 +21,12 @@
         ├── Invalid            400: a malformed body, field or query, or a value the domain
         │                      refuses (a report filed before detection)
         ├── Unauthorized       401: no bearer token, or an unknown one
+        │   ├── BadCredentials 401: a sign-in with a wrong name or password (which one is not said)
+        │   └── SessionExpired 401: a session past its idle or absolute end
         ├── Forbidden          403: the token lacks the scope or the unit; a forged link
+        │   ├── AccountDisabled 403: the account is disabled
+        │   └── NoRole         403: a directory user whose groups map to no role
+        ├── TooManyAttempts    429: failed sign-ins: ``SlowDown`` (wait) or ``Locked``; ``seconds``
         ├── NotFound           404: no such incident, clock or target
         ├── RequestTimeout     408: the request body did not arrive within its time
         └── Conflict           409: the change does not apply to the incident as it is
@@ -144,3 +150,39 @@ class RequestTimeout(Refused):
 
 class Conflict(Refused):
     """The change does not apply to the incident as it is (e.g. ack a resolved one)."""
+
+
+class BadCredentials(Unauthorized):
+    pass
+
+
+class SessionExpired(Unauthorized):
+    """A session past its idle or absolute end."""
+
+
+class AccountDisabled(Forbidden):
+    pass
+
+
+class NoRole(Forbidden):
+    """The password was right, but none of the user's directory groups maps to a role."""
+
+
+class TooManyAttempts(Refused):
+    """Too many failed sign-ins; the next attempt may come in ``seconds``."""
+
+    def __init__(self, message: str, seconds: int):
+        super().__init__(message)
+        self.seconds = seconds
+
+
+class SlowDown(TooManyAttempts):
+    pass
+
+
+class Locked(TooManyAttempts):
+    pass
+
+
+class DirectoryUnavailable(HallmonError):
+    """The directory could not be asked: down, too slow, TLS refused, service bind refused."""

@@ -48,6 +48,7 @@ CATEGORIES: dict[str, tuple[str, str]] = {
     "congestion": ("大厅拥堵", "Hall congestion"), "hardware": ("现场设备", "On-site equipment"),
     "public_safety": ("公共安全", "Public safety"), "other": ("其他", "Other"),
     "monitoring": ("监测盲区", "Monitoring blind spot"), "disputes": ("执法与涉税纠纷", "Enforcement and disputes"),
+    "storm": ("告警风暴", "Alert storm"),
 }
 
 

@@ -84,7 +84,9 @@ async def _rewrite(client: aioredis.Redis, key: str, upgrade: Any, field_name: s
 def _incident(record: dict[str, Any]) -> dict[str, Any] | None:
     from monitor.incidents.records import Incident
 
-    return Incident.from_json(record).to_json() if versions.version(record) < versions.INCIDENT else None
+    if versions.version(record) >= versions.INCIDENT or "frozen_plan" not in record:
+        return None  # current, or in the store's own compacted form (its reader takes it)
+    return Incident.from_json(record).to_json()
 
 
 def _alert(record: dict[str, Any]) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ would change.
 | timer payload | ``*timers:due`` | 0.5, 0.6 (no ``v``) | 0.7: ``v`` |
 | paging state, outbox job | ``paging:*`` | 0.5, 0.6 (no ``v``) | 0.7: ``v`` |
 | console notice | ``notices`` (pub/sub) | 0.6 (no ``v``) | 0.7: ``v`` |
+| account, session, machine token, audit entry | ``auth:*`` (monitor/auth/records.py) | 0.7: ``v`` (new in 0.7) | |
 | frozen plan | inside the incident | any release's plan dump: read leniently (``monitor.plans.model.stored_plan``) | |
 
 A reader meeting a ``v`` newer than it knows (a downgrade) reads what it can and logs it.

@@ -34,9 +34,21 @@ def ack(inc: Incident, by: str, via: str, now: datetime) -> Outcome:
     return inc, Change("acknowledged", by, {"via": via}, events=["acknowledged"])
 
 
+def external_update(inc: Incident, by: str, source: str, detail: dict[str, object], acknowledged: bool,
+                    now: datetime) -> Outcome:
+    """An update made in another system (a Zabbix acknowledgement or comment), recorded
+    on the timeline; an acknowledgement there acknowledges an open incident here."""
+    _open(inc)
+    if acknowledged and inc.status == "open":
+        inc = replace(inc, status="acknowledged", acknowledged=Ack(by, whole(now), source))
+        return inc, Change("acknowledged", by, {"via": source, **detail}, events=["acknowledged"])
+    return inc, Change("external_update", by, {"source": source, **detail})
+
+
 def set_level(inc: Incident, level: int, by: str, reason: str, flags: Iterable[str], now: datetime,
               view: ConfigView) -> Outcome:
-    """A person sets the level (Shenzhen 5.1.2: the unit's leader decides), up or down;
+    """A person sets the level (the plan's ``manual_level`` article, e.g. Shenzhen 5.1.2:
+    the unit's leader decides), up or down;
     the clocks of a higher level start now."""
     _open(inc)
     now = whole(now)
@@ -45,7 +57,7 @@ def set_level(inc: Incident, level: int, by: str, reason: str, flags: Iterable[s
     seen = inc.decision.facts if inc.decision else current_facts(inc, now, view)
     inc = replace(inc, flags=tuple(sorted(set(inc.flags) | set(flags))), level=level,
                   level_name=plan.level_name(level), level_since=now if level < old else inc.level_since,
-                  decision=Decision(level, "manual", "Shenzhen 5.1.2", None, seen, by=by, reason=reason),
+                  decision=Decision(level, "manual", plan.manual_level_source, None, seen, by=by, reason=reason),
                   level_history=(*inc.level_history, LevelChange(level, now, by, "manual", reason)))
     change = Change("level_set", by, {"from": old, "to": level, "reason": reason}, events=["upgraded"])
     inc = withdraw(inc, change)

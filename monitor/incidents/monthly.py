@@ -14,6 +14,7 @@ from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
 from monitor.core.faultnames import category_name, fault_name
+from monitor.incidents.indexes import Search
 from monitor.incidents.records import Incident
 from monitor.incidents.store import IncidentStore
 
@@ -44,15 +45,17 @@ def bounds(month: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
 
 
 async def of_month(store: IncidentStore, start: datetime, end: datetime) -> list[Incident]:
-    """Every incident first seen in [start, end), oldest first."""
-    out: list[Incident] = []
-    offset = 0
-    while True:
-        page = await store.list(since=start, limit=500, offset=offset, oldest_first=True)
-        out += [inc for inc in page if inc.detected_at < end]
-        if len(page) < 500 or page[-1].detected_at >= end:
-            return out
-        offset += len(page)
+    """What the summary lists of the incidents first seen in [start, end), oldest first:
+    the level-3 ones and the drills, read through the store's indexes (nothing else of
+    the month, nor of any other month, is read)."""
+    out: dict[str, Incident] = {}
+    for search in (Search(level=3, since=start, until=end), Search(drill=True, since=start, until=end)):
+        offset: int | None = 0
+        while offset is not None:
+            page = await store.search(search, limit=500, offset=offset, oldest_first=True)
+            out.update((inc.id, inc) for inc in page.incidents)
+            offset = page.next_offset
+    return sorted(out.values(), key=lambda inc: (inc.detected_at, inc.id))
 
 
 def _iso(dt: datetime | None) -> str | None:

@@ -9,14 +9,19 @@ Keys (prefix ``hallmon:``): ``incident:{id}`` (JSON), ``incident:{id}:alerts`` (
 fingerprint → alert JSON), ``timeline:{id}`` (LIST of entries, each carrying the hash
 of the one before it), ``incidents`` (ZSET id → detected time), ``open`` (HASH group
 key → open incident id), ``watched`` (SET of incidents open or with reports pending or
-overdue), ``seq:{day}`` (counter for ids).
+overdue), ``seq:{day}`` (counter for ids), ``plan:{digest}`` (a frozen plan, once per
+digest: the document names it by ``frozen_plan_digest``; a document an older release
+wrote still carries its own copy, read as it is until ``history.migrate_history``
+compacts it), and the secondary indexes of ``indexes``.
 """
 from __future__ import annotations
 
+import base64
 import builtins
 import hashlib
 import json
-from dataclasses import replace
+import zlib
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Mapping
 
@@ -28,9 +33,10 @@ from monitor.core.timesource import SYSTEM_TIME, TimeSource, iso, whole
 from monitor.durable import notices, versions
 from monitor.durable.events import IncidentEvent, publish
 from monitor.durable.timers import Timers
+from monitor.incidents import indexes
 from monitor.incidents.records import Change, Incident, StoredAlert, TimelineEntry
 
-__all__ = ["Conflict", "IncidentStore", "Mutation", "NotFound", "P", "RETENTION"]
+__all__ = ["Conflict", "IncidentStore", "Mutation", "NotFound", "P", "Page", "RETENTION"]
 
 P = "hallmon:"
 FOLDED_KEEP = 7 * 86400  # how long a folded alert's later news is redirected
@@ -56,9 +62,71 @@ def _guard(group: str) -> str:
     return f"{P}claim:{group}"
 
 
+def plan_key(digest: str) -> str:
+    return f"{P}plan:{digest}"
+
+
+PLAN_FORM = 1  # the version of the stored form of ``plan:{digest}``: {"v", "digest", "plan"}
+_PLANS: dict[str, Mapping[str, Any]] = {}  # frozen plans by digest, shared by every incident read
+
+
+def compact_json(inc: Incident) -> str:
+    """The document without its frozen plan (named by ``frozen_plan_digest``); a resolved
+    one (history: read seldom, changed only by a late report) deflated as well, as
+    ``{"v": the document's version, "z": base64(zlib(document))}``: ~2.1 KB of JSON to
+    ~1.2 KB (``durable.versions`` reads the version without inflating)."""
+    doc = inc.to_json()
+    del doc["frozen_plan"]
+    text = json.dumps(doc, ensure_ascii=False)
+    if inc.status != "resolved":
+        return text
+    packed = base64.b64encode(zlib.compress(text.encode(), 9)).decode("ascii")
+    return json.dumps({"v": doc.get("v", 1), "z": packed})
+
+
+def plan_json(inc: Incident) -> str:
+    """The stored form of the incident's frozen plan, under ``plan_key(digest)``."""
+    return json.dumps({"v": PLAN_FORM, "digest": inc.frozen_plan.digest, "plan": inc.frozen_plan.data},
+                      ensure_ascii=False)
+
+
+def _inflate(doc: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(zlib.decompress(base64.b64decode(doc["z"]))) if "z" in doc else doc
+
+
+async def decode(client: aioredis.Redis | aioredis.client.Pipeline,
+                 raws: Iterable[bytes | str | None]) -> builtins.list[Incident | None]:
+    """Stored documents to incidents; a compacted one gets its frozen plan from
+    ``plan:{digest}`` (read once per digest per process, shared by every incident)."""
+    docs = [_inflate(json.loads(r)) if r else None for r in raws]
+    missing = sorted({d["frozen_plan_digest"] for d in docs
+                      if d is not None and "frozen_plan" not in d and d.get("frozen_plan_digest") not in _PLANS})
+    if missing:
+        for digest, raw in zip(missing, await client.mget([plan_key(m) for m in missing])):
+            if raw is not None:
+                if len(_PLANS) >= 256:  # a cache: plan versions come and go with reloads
+                    _PLANS.clear()
+                _PLANS[digest] = json.loads(raw)["plan"]
+    out: builtins.list[Incident | None] = []
+    for d in docs:
+        if d is not None and "frozen_plan" not in d:
+            d["frozen_plan"] = _PLANS.get(d.get("frozen_plan_digest", ""), {})
+        out.append(Incident.from_json(d) if d is not None else None)
+    return out
+
+
 def _claimed(pipe: aioredis.client.Pipeline, group: str) -> None:
     pipe.incr(_guard(group))
     pipe.expire(_guard(group), 86400)  # only needs to outlive a transaction in flight
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a search; ``next_offset``: where the next page starts (None: the last).
+    An index entry whose document expired counts in the page but is not in it."""
+
+    incidents: builtins.list[Incident]
+    next_offset: int | None
+
 
 class IncidentStore:
     def __init__(self, client: aioredis.Redis, timers: Timers, reminder_default: float = 300.0,
@@ -67,17 +135,17 @@ class IncidentStore:
         self.timers = timers
         self.reminder_default = reminder_default
         self.time = time
+        self._plans_written: set[str] = set()
 
     # ── reads ────────────────────────────────────────────────────────────────────
     async def get(self, incident_id: str) -> Incident | None:
-        raw = await self.r.get(f"{P}incident:{incident_id}")
-        return Incident.from_json(json.loads(raw)) if raw else None
+        return (await decode(self.r, [await self.r.get(f"{P}incident:{incident_id}")]))[0]
 
     async def many(self, ids: Iterable[str]) -> dict[str, Incident | None]:
         """Each incident (None where there is none), in one MGET."""
         keys = builtins.list(ids)
         raws = await self.r.mget([f"{P}incident:{i}" for i in keys]) if keys else []
-        return {i: Incident.from_json(json.loads(r)) if r else None for i, r in zip(keys, raws)}
+        return dict(zip(keys, await decode(self.r, raws)))
 
     async def require(self, incident_id: str) -> Incident:
         inc = await self.get(incident_id)
@@ -115,6 +183,16 @@ class IncidentStore:
         keys = list(groups)
         return [_text(v) if v is not None else None for v in await self.r.hmget(f"{P}open", keys)] if keys else []
 
+    async def unresolved(self) -> list[tuple[str, bytes | str]]:
+        """(id, stored document) of every incident open or acknowledged, read through the
+        status indexes: whatever the history, only these."""
+        async with self.r.pipeline(transaction=False) as pipe:
+            pipe.zrange(f"{indexes.IDX}status:open", 0, -1)
+            pipe.zrange(f"{indexes.IDX}status:acknowledged", 0, -1)
+            ids = sorted({_text(i) for page in await pipe.execute() for i in page})
+        raws = await self.r.mget([f"{P}incident:{i}" for i in ids]) if ids else []
+        return [(i, raw) for i, raw in zip(ids, raws) if raw is not None]
+
     async def open_ids(self) -> list[str]:
         """Every incident that holds a group (open or acknowledged)."""
         return [_text(v) for v in await self.r.hvals(f"{P}open")]
@@ -135,21 +213,22 @@ class IncidentStore:
 
     async def list(self, since: datetime | None = None, limit: int = 1000, offset: int = 0,
                    oldest_first: bool = False) -> builtins.list[Incident]:
-        lo: float | str = since.timestamp() if since else "-inf"
-        if oldest_first:
-            ids = await self.r.zrangebyscore(f"{P}incidents", lo, "+inf", start=offset, num=limit)
-        else:
-            ids = await self.r.zrevrangebyscore(f"{P}incidents", "+inf", lo, start=offset, num=limit)
-        if not ids:
-            return []
-        raws = await self.r.mget([f"{P}incident:{_text(i)}" for i in ids if isinstance(i, (bytes, str))])
-        return [Incident.from_json(json.loads(r)) for r in raws if r]
+        return (await self.search(indexes.Search(since=since), limit, offset, oldest_first)).incidents
+
+    async def search(self, search: indexes.Search, limit: int = 1000, offset: int = 0,
+                     oldest_first: bool = False) -> "Page":
+        """One page of the incidents matching ``search``, read through the indexes: only
+        the documents it returns are read."""
+        ids = await indexes.ids(self.r, search, limit, offset, oldest_first)
+        return Page(await self._docs(ids), offset + len(ids) if len(ids) == limit else None)
+
+    async def _docs(self, ids: builtins.list[str]) -> builtins.list[Incident]:
+        raws = await self.r.mget([f"{P}incident:{i}" for i in ids]) if ids else []
+        return [inc for inc in await decode(self.r, raws) if inc is not None]
 
     async def watched(self) -> builtins.list[Incident]:
         """Incidents still open or with a report pending or overdue: what the metrics show."""
-        ids = list(await self.r.smembers(f"{P}watched"))
-        raws = await self.r.mget([f"{P}incident:{_text(i)}" for i in ids]) if ids else []
-        return [Incident.from_json(json.loads(r)) for r in raws if r]
+        return await self._docs([_text(i) for i in await self.r.smembers(f"{P}watched")])
 
     # ── writes ───────────────────────────────────────────────────────────────────
     async def next_id(self, at: datetime, drill: bool) -> str:
@@ -177,8 +256,9 @@ class IncidentStore:
                     pipe.multi()
                     pipe.hset(f"{P}open", inc.group, inc.id)
                     _claimed(pipe, inc.group)
-                    inc = await self._write(pipe, inc, change, new=True)
+                    inc = await self._write(pipe, inc, change)
                     await pipe.execute()
+                    self._plans_written.add(inc.frozen_plan.digest)
                     return inc
                 except redis.exceptions.WatchError:
                     continue
@@ -215,7 +295,9 @@ class IncidentStore:
                     raw = await pipe.get(key)
                     if raw is None:
                         raise NotFound(incident_id)
-                    inc = Incident.from_json(json.loads(raw))
+                    before = (await decode(pipe, [raw]))[0]
+                    assert before is not None
+                    inc = before
                     stored: dict[str, StoredAlert] = {}
                     if fps:
                         vals = await pipe.hmget(f"{key}:alerts", fps)
@@ -226,14 +308,16 @@ class IncidentStore:
                         return inc, None
                     inc, change = outcome
                     pipe.multi()
-                    inc = await self._write(pipe, inc, change, new=False)
+                    inc = await self._write(pipe, inc, change, before)
                     await pipe.execute()
+                    self._plans_written.add(inc.frozen_plan.digest)
                     return inc, change
                 except redis.exceptions.WatchError:
                     continue
         raise StoreBusy(f"{incident_id}: too many concurrent changes; retry")
 
-    async def _write(self, pipe: aioredis.client.Pipeline, inc: Incident, change: Change, new: bool) -> Incident:
+    async def _write(self, pipe: aioredis.client.Pipeline, inc: Incident, change: Change,
+                     before: Incident | None = None) -> Incident:
         at = whole(self.time.now())
         key = f"{P}incident:{inc.id}"
         seq, prev = inc.timeline_seq + 1, inc.timeline_head
@@ -241,13 +325,15 @@ class IncidentStore:
                                  "detail": change.detail, "prev": prev}
         entry["hash"] = head = _chain(prev, dict(entry))
         inc = replace(inc, timeline_seq=seq, timeline_head=head, updated_at=at)
-        pipe.set(key, inc.dumps())
+        digest = inc.frozen_plan.digest
+        if digest not in self._plans_written:  # content-addressed: sent until one write committed it
+            pipe.set(plan_key(digest), plan_json(inc))
+        pipe.set(key, compact_json(inc))
+        indexes.write(pipe, before, inc)
         pipe.rpush(f"{P}timeline:{inc.id}", json.dumps(entry, ensure_ascii=False))
         if change.alerts:
             pipe.hset(f"{key}:alerts", mapping={fp: json.dumps(a.to_json(), ensure_ascii=False)
                                                 for fp, a in change.alerts.items()})
-        if new:
-            pipe.zadd(f"{P}incidents", {inc.id: inc.detected_at.timestamp()})
         if inc.status == "resolved":
             # no other incident can hold the group while this one is still open
             if await self.r.hget(f"{P}open", inc.group) == inc.id:

@@ -10,15 +10,10 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
 from monitor.core.errors import ConfigError
-from monitor.core.faultnames import fault_names
+from monitor.core.faultnames import category_name, fault_names
 from monitor.durable.events import ClockRef, Headline
 from monitor.plans.model import load_plan
 
-CATEGORY = {
-    "power": ("供电", "power"), "network": ("网络", "network"), "core_system": ("核心业务系统", "core system"),
-    "pos": ("POS支付", "POS payment"), "queue": ("排队叫号", "queue system"), "congestion": ("大厅拥堵", "hall congestion"),
-    "hardware": ("现场设备", "on-site equipment"), "public_safety": ("公共安全", "public safety"), "other": ("其他", "other"),
-}
 LABELS = {  # one label per field, both languages
     "level": ("级别", "Level"), "fault": ("故障", "Fault"), "site": ("场所", "Site"),
     "detected": ("首次发现", "First seen"), "next": ("下一份报告", "Next report due"),
@@ -98,7 +93,7 @@ def render(kind: str, lang: str, inc: Headline, *, clock: ClockRef | None = None
     drill = ("【演练】", "[DRILL] ")[i] if inc.drill else ""
     maint = ("【维护期】", "[MAINTENANCE] ")[i] if inc.maintenance else ""
     title = TITLES[kind][i].format(drill=drill, maint=maint, level=values["level"], sites=sites or "-",
-                                   category=CATEGORY.get(inc.category, CATEGORY["other"])[i],
+                                   category=category_name(inc.category, ("zh", "en")[i]),
                                    clock=clock_title, due=values["due"])
     sep = "：" if i == 0 else ": "
     lines = [f"**{title}**", inc.id]

@@ -217,6 +217,7 @@ class Plan(Model):
     level_rules: tuple[LevelRule, ...]
     clocks: tuple[ClockSpec, ...]
     reminder_before: RoundTripDuration = 300.0
+    manual_level: str = ""  # the article under which a person sets the level; "" when the plan names none
     groups: tuple[Group, ...] = ()
     other_audience: Audience = Audience()  # reports of an incident no category matched
     reports: dict[Literal["phone", "written", "final"], ReportTemplate] = {}
@@ -253,6 +254,11 @@ class Plan(Model):
         """The response group that owns ``category`` (when the plan names groups)."""
         cat = next((c for c in self.categories if c.id == category), None)
         return next((g for g in self.groups if cat and g.id == cat.group), None)
+
+    @property
+    def manual_level_source(self) -> str:
+        """What a level set by a person cites: the plan's article, or the plan itself."""
+        return self.manual_level or f"{self.id}: set by a person (the plan names no article)"
 
     def level_name(self, level: int, lang: str = "zh") -> str:
         return next(lv.name.get(lang) for lv in self.levels if lv.id == level)

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from monitor.core.errors import Forbidden, Invalid
 from monitor.incidents.drafts import KINDS, render_report
+from monitor.incidents.indexes import Search
 from monitor.incidents.records import Incident
 from monitor.incidents.router import FLAGS
 from monitor.paging import shiftcheck
@@ -111,6 +112,8 @@ async def create_manual(request: web.Request) -> web.Response:
     chosen = None if b.get("level") is None else level(b["level"])
     if not isinstance(b.get("drill", False), bool):
         raise Invalid("drill: expected true or false")
+    if b.get("drill"):
+        caller(request, "drills:write")
     category, site = text(b, "category", limit=40), text(b, "site", limit=100)
     cfg = request.app[keys.RUNTIME].config
     if site not in cfg.sites:
@@ -138,18 +141,18 @@ async def list_incidents(request: web.Request) -> web.Response:
     limit, offset = int(raw_limit), int(raw_offset)
     if q.get("order", "newest") not in ("newest", "oldest"):
         raise Invalid("order: newest or oldest")
-    out = []
-    page = await router(request).store.list(since=since, limit=limit, offset=offset,
-                                            oldest_first=q.get("order") == "oldest")
-    for doc in page:
-        if not who.sees(doc):
-            continue
-        if ("status" in q and doc.status != q["status"]) or ("level" in q and doc.level != int(q["level"])) \
-                or ("site" in q and q["site"] not in doc.sites) or ("unit" in q and q["unit"] not in doc.units):
-            continue
-        out.append(doc.public_json())
-    # a full page may have more behind it: ask again from next_offset (filters apply after paging)
-    return web.json_response({"incidents": out, "next_offset": offset + len(page) if len(page) == limit else None})
+    for name in ("site", "unit", "category"):
+        if name in q and not (0 < len(q[name]) <= 100):
+            raise Invalid(f"{name}: 1 to 100 characters")
+    # the filters are the store's indexes: a page holds only matches, and a search reads
+    # only the documents it returns (a unit-limited token searches only its units)
+    search = Search(status=q.get("status"), level=int(q["level"]) if "level" in q else None, site=q.get("site"),
+                    unit=q.get("unit"), category=q.get("category"), units_any=who.units, since=since)
+    page = await router(request).store.search(search, limit=limit, offset=offset,
+                                              oldest_first=q.get("order") == "oldest")
+    out = [doc.public_json() for doc in page.incidents if who.sees(doc)]
+    # a full page may have more behind it: ask again from next_offset
+    return web.json_response({"incidents": out, "next_offset": page.next_offset})
 
 
 @routes.get("/api/v1/incidents/{id}")
@@ -196,7 +199,7 @@ async def file_report(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/incidents/{id}/level")
 async def set_level(request: web.Request) -> web.Response:
-    who = caller(request, "incidents:write")
+    who = caller(request, "incidents:level")
     b = obj(await body(request))
     chosen, by, reason = level(b.get("level")), actor(who, b), text(b, "reason")
     await visible(request, who)

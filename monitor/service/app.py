@@ -21,6 +21,7 @@ from monitor.core.errors import StoreError
 from monitor.core.supervise import stop, supervise
 from monitor.durable import connection as redisconn
 from monitor.durable.timers import Timers
+from monitor.incidents.history import migrate_history
 from monitor.incidents.intake import Intake
 from monitor.incidents.metrics import IncidentCollector, refresh_forever
 from monitor.incidents.router import Router
@@ -30,6 +31,9 @@ from monitor.paging.acklink import AckSigner
 from monitor.paging.handoff import build
 from monitor.paging.pager import Pager
 from monitor.service import keys, recovery
+from monitor.service.access import identify
+from monitor.service.accounts_api import auth_ctx
+from monitor.service.accounts_api import routes as accounts_routes
 from monitor.service.api import routes as api_routes
 from monitor.service.boundary import boundary
 from monitor.service.duties_api import duties_ctx
@@ -37,6 +41,7 @@ from monitor.service.duties_api import routes as duties_routes
 from monitor.service.endpoints import routes, target_states
 from monitor.service.ingest import parse_stored
 from monitor.service.runtime import Runtime
+from monitor.sources.routes import routes as source_routes
 from probes import PROBES, ProbeContext
 
 log = structlog.get_logger("hallmon.app")
@@ -143,8 +148,18 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
                     failing = True
                 await asyncio.sleep(1.0)
 
+    migrated = app[keys.HISTORY_READY] = asyncio.Event()
+
+    async def migrate() -> None:
+        """0.6's history compacted and indexed once (a no-op read of one key after that);
+        /readyz says "migrating" until it has run. Retried while Redis is away."""
+        await migrate_history(client)
+        migrated.set()
+        await asyncio.Event().wait()
+
     restarts = rt.metrics.task_restarts
-    tasks = [asyncio.create_task(supervise("router_consumer", consume, restarts)),
+    tasks = [asyncio.create_task(supervise("history_migration", migrate, restarts)),
+             asyncio.create_task(supervise("router_consumer", consume, restarts)),
              asyncio.create_task(supervise("intake", intake.run, restarts)),
              asyncio.create_task(supervise("clock_timers", lambda: timers.run(router.clock_timer), restarts)),
              asyncio.create_task(supervise("incident_metrics", lambda: refresh_forever(collector, store, listen=listen),
@@ -177,14 +192,16 @@ async def paging_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def build_app(runtime: Runtime, registry: CollectorRegistry) -> web.Application:
-    app = web.Application(client_max_size=runtime.config.api.max_body_bytes, middlewares=[boundary])
+    app = web.Application(client_max_size=runtime.config.api.max_body_bytes, middlewares=[boundary, identify])
     app[keys.RUNTIME] = runtime
     app[keys.REGISTRY] = registry
     app[keys.ALERTS] = asyncio.Queue()
     # the router before the checks: they resume from its store, and stop before it on the way down
-    app.cleanup_ctx.extend([redis_ctx, session_ctx, router_ctx, checks_ctx, duties_ctx, paging_ctx])
+    app.cleanup_ctx.extend([redis_ctx, auth_ctx, session_ctx, router_ctx, checks_ctx, duties_ctx, paging_ctx])
     app.add_routes(routes)
     app.add_routes(api_routes)
     app.add_routes(duties_routes)
+    app.add_routes(accounts_routes)
+    app.add_routes(source_routes)
     install_console(app)
     return app

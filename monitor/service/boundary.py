@@ -6,6 +6,8 @@ Only domain errors (core/errors.py) map to statuses, by class:
 
     Invalid 400 · Unauthorized 401 · Forbidden 403 · NotFound 404 · RequestTimeout 408
     Conflict 409 · StoreBusy 503 saturated · StoreError 503 store_unavailable
+    BadCredentials 401 · AccountDisabled, NoRole 403 · SlowDown, Locked 429 (Retry-After)
+    DirectoryUnavailable 503 directory_unavailable
 
 A 503 carries ``Retry-After`` (Alertmanager retries 5xx, so nothing is lost). aiohttp's
 own refusals (no such route 404, wrong method 405) keep their status with a JSON body;
@@ -33,14 +35,22 @@ from aiohttp.web_request import BaseRequest
 
 from monitor.config.model import ServiceConfig
 from monitor.core.errors import (
+    AccountDisabled,
+    BadCredentials,
     Conflict,
+    DirectoryUnavailable,
     Forbidden,
     HallmonError,
     Invalid,
+    Locked,
+    NoRole,
     NotFound,
     RequestTimeout,
+    SessionExpired,
+    SlowDown,
     StoreBusy,
     StoreError,
+    TooManyAttempts,
     Unauthorized,
 )
 from monitor.durable.connection import LISTEN_POOL
@@ -51,8 +61,10 @@ STATUS: dict[type[HallmonError], tuple[int, str]] = {
     Invalid: (400, "bad_request"), Unauthorized: (401, "unauthorized"), Forbidden: (403, "forbidden"),
     NotFound: (404, "not_found"), RequestTimeout: (408, "request_timeout"), Conflict: (409, "conflict"),
     StoreBusy: (503, "saturated"), StoreError: (503, "store_unavailable"),
+    BadCredentials: (401, "bad_credentials"), SessionExpired: (401, "session_expired"), AccountDisabled: (403, "account_disabled"), NoRole: (403, "no_role"),
+    SlowDown: (429, "slow_down"), Locked: (429, "locked"), DirectoryUnavailable: (503, "directory_unavailable"),
 }
-RETRY_AFTER: dict[type[HallmonError], str] = {StoreBusy: "1", StoreError: "2"}
+RETRY_AFTER: dict[type[HallmonError], str] = {StoreBusy: "1", StoreError: "2", DirectoryUnavailable: "5"}
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
@@ -71,7 +83,7 @@ def _answer(err: Exception) -> tuple[web.Response, str]:
         for cls in type(err).__mro__:
             if cls in STATUS:
                 status, code = STATUS[cls]
-                retry = RETRY_AFTER.get(cls)
+                retry = str(err.seconds) if isinstance(err, TooManyAttempts) else RETRY_AFTER.get(cls)
                 headers = {"Retry-After": retry} if retry else None
                 return error(status, code, str(err), headers), "warning" if status >= 500 else "info"
     if isinstance(err, web.HTTPException):

@@ -26,12 +26,15 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the config is loaded and Redis answers (the watch pings it every second;
-    while it is down, each call asks once more)."""
+    """Ready when the config is loaded, Redis answers (the watch pings it every second;
+    while it is down, each call asks once more) and the stored history is in its
+    current form (``incidents.history``)."""
     health = request.app[keys.STORE_HEALTH]
     if not health.ok:
         await health.probe(request.app[keys.REDIS])
-    checks = {"config": "ok", "redis": health.reason}
+    history = request.app.get(keys.HISTORY_READY)
+    checks = {"config": "ok", "redis": health.reason,
+              "history": "ok" if history is None or history.is_set() else "migrating"}
     ready = all(v == "ok" for v in checks.values())
     return web.json_response({"status": "ready" if ready else "not ready", "checks": checks},
                              status=200 if ready else 503)

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
+    from monitor.auth.signin import SignIn
     from monitor.durable.connection import Health
     from monitor.incidents.drills import Drills
     from monitor.incidents.intake import Intake
@@ -28,3 +29,5 @@ ROUTER: web.AppKey["Router"] = web.AppKey("router")
 INTAKE: web.AppKey["Intake"] = web.AppKey("intake")
 ACK_SIGNER: web.AppKey["AckSigner"] = web.AppKey("ack_signer")
 DRILLS: web.AppKey["Drills"] = web.AppKey("drills")
+AUTH: web.AppKey["SignIn"] = web.AppKey("auth")
+HISTORY_READY: web.AppKey[asyncio.Event] = web.AppKey("history_ready", asyncio.Event)  # migrate_history ran

@@ -157,7 +157,9 @@ _PATHS = {
         "get": _op("listIncidents", "list incidents, newest first", _json(_ref("IncidentList"), "one page"),
                    ("400", "401", "403", "503"), params=[
                        _q("status", {"type": "string", "enum": ["open", "acknowledged", "resolved"]}),
-                       _q("level", _LEVEL), _q("site", {"type": "string"}), _q("unit", {"type": "string"}),
+                       _q("level", _LEVEL), _q("site", {"type": "string", "minLength": 1, "maxLength": 100}),
+                       _q("unit", {"type": "string", "minLength": 1, "maxLength": 100}),
+                       _q("category", {"type": "string", "minLength": 1, "maxLength": 100}),
                        _q("since", _TIME), _q("limit", {"type": "integer", "minimum": 1, "maximum": 10_000}),
                        _q("offset", {"type": "integer", "minimum": 0, "maximum": 999_999_999}),
                        _q("order", {"type": "string", "enum": ["newest", "oldest"]})]),

@@ -1,6 +1,7 @@
 // hallmon console: plain JS over the JSON API, no build step, no outside assets.
-// The token lives in sessionStorage and travels in the Authorization header only:
-// never in a URL, never in a cookie. Every string comes from /console/catalogue.json.
+// The credential (a sign-in session's token, or an API token) lives in sessionStorage
+// and travels in the Authorization header only: never in a URL, never in a cookie, so
+// another site cannot make the browser send it (docs/accounts.md). Every string comes from /console/catalogue.json.
 'use strict';
 
 const S = {
@@ -94,7 +95,11 @@ async function api(path, opts = {}) {
   } catch (err) {
     throw new ApiError(0, 'network', t('err.network'));
   }
-  if (r.status === 401) { signOut(t('signin.bad')); throw new SignedOut(); }
+  if (r.status === 401) {
+    const why = await r.json().catch(() => ({}));
+    signOut(t(why.error === 'session_expired' ? 'signin.expired' : 'signin.bad'), false);
+    throw new SignedOut();
+  }
   const type = r.headers.get('Content-Type') || '';
   const data = type.includes('json') ? await r.json().catch(() => ({})) : await r.text();
   if (!r.ok) throw new ApiError(r.status, data && data.error, (data && data.detail) || String(r.status));
@@ -123,7 +128,11 @@ async function stream() {
     try {
       const r = await fetch('/api/v1/events', { headers: { Authorization: 'Bearer ' + S.token, Accept: 'text/event-stream' },
         signal: ctl.signal, cache: 'no-store' });
-      if (r.status === 401) { signOut(t('signin.bad')); return; }
+      if (r.status === 401) {
+        const why = await r.json().catch(() => ({}));
+        signOut(t(why.error === 'session_expired' ? 'signin.expired' : 'signin.bad'), false);
+        return;
+      }
       if (!r.ok || !r.body) throw new Error(String(r.status));
       const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
       let buf = '';
@@ -186,23 +195,63 @@ function takeFragmentToken() {
     history.replaceState(null, '', location.pathname + '#/');
   }
 }
-function signOut(msg) {
+function signOut(msg, tell = true) {
+  // a session ends on the server too (best effort: the tab forgets it either way)
+  if (tell && S.token && S.me && S.me.kind === 'session') {
+    fetch('/api/v1/session', { method: 'DELETE', headers: { Authorization: 'Bearer ' + S.token } }).catch(() => {});
+  }
   sessionStorage.removeItem('hallmon.token');
   S.token = null; S.me = null; S.orgIdx = null;
   if (S.stream) S.stream.abort();
-  $('#nav').hidden = true; $('#signout').hidden = true; $('#who').textContent = ''; $('#live').textContent = '';
+  $('#nav').hidden = true; $('#signout').hidden = true; $('#signout-all').hidden = true;
+  $('#who').textContent = ''; $('#live').textContent = '';
   showSignIn(msg);
 }
-function showSignIn(msg) {
+const SIGNIN_WORDS = { bad_credentials: 'signin.wrong', slow_down: 'signin.slow', locked: 'signin.locked',
+  directory_unavailable: 'signin.directory', no_role: 'signin.norole', account_disabled: 'signin.disabled' };
+async function signInWithPassword(username, password) {
+  let r;
+  try {
+    r = await fetch('/api/v1/session', { method: 'POST', cache: 'no-store',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify({ username, password }) });
+  } catch (err) { showSignIn(t('err.network')); return; }
+  const data = await r.json().catch(() => ({}));
+  if (r.status !== 201) {
+    const seconds = r.headers.get('Retry-After') || '';
+    showSignIn(SIGNIN_WORDS[data.error] ? t(SIGNIN_WORDS[data.error], { seconds }) : t('err.generic', { detail: data.detail || r.status }), username);
+    return;
+  }
+  S.token = data.token;
+  sessionStorage.setItem('hallmon.token', data.token);
+  start();
+}
+function showSignIn(msg, username = '') {
   S.view = { name: 'signin' };
   setView(`<h1>${t('signin.title')}</h1>
-    <form id="signin" class="card">
+    <form id="signin-pw" class="card">
       <p>${t('signin.help')}</p>
-      <p role="alert" class="${msg ? 'broken' : ''}" id="signin-msg">${esc(msg || '')}</p>
+      <p role="alert" class="${msg ? 'broken' : ''}" id="signin-msg" data-testid="signin-message">${esc(msg || '')}</p>
+      <label for="username">${t('signin.username')}</label><br>
+      <input id="username" name="username" type="text" autocomplete="username" spellcheck="false" required data-testid="username-input" value="${esc(username)}"><br>
+      <label for="password">${t('signin.password')}</label><br>
+      <input id="password" name="password" type="password" autocomplete="current-password" required data-testid="password-input">
+      <button class="primary" type="submit" data-testid="signin-submit">${t('signin.submit')}</button>
+    </form>
+    <details class="card" id="signin-token-box"${username ? '' : ' open'}><summary>${t('signin.or_token')}</summary>
+    <form id="signin">
       <label for="token">${t('signin.token')}</label><br>
       <input id="token" name="token" type="password" autocomplete="off" spellcheck="false" required data-testid="token-input">
-      <button class="primary" type="submit">${t('signin.submit')}</button>
-    </form>`);
+      <button type="submit">${t('signin.submit')}</button>
+    </form></details>`);
+  $('#signin-pw').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const name = $('#username').value.trim();
+    const password = $('#password').value;
+    if (!name || !password) return;
+    $('#password').value = '';
+    signInWithPassword(name, password);
+  });
   $('#signin').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const value = $('#token').value.trim();
@@ -211,7 +260,7 @@ function showSignIn(msg) {
     sessionStorage.setItem('hallmon.token', value);
     start();
   });
-  $('#token').focus();
+  (username ? $('#password') : $('#username')).focus();
 }
 async function start() {
   try {
@@ -222,6 +271,8 @@ async function start() {
   }
   S.orgIdx = null; S.fmt = null;
   $('#nav').hidden = false; $('#signout').hidden = false;
+  $('#signout-all').hidden = S.me.kind !== 'session';
+  $('#nav-audit').hidden = !S.me.scopes.includes('accounts:admin');
   $('#who').textContent = t('signin.as', { name: S.me.name });
   // the stream first, then the view: nothing that changes between the two is missed
   const ready = new Promise((ok) => { S.onReady = ok; });
@@ -245,7 +296,8 @@ function route() {
     if (here) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
   S.dirty = new Set();
-  const views = { closed: viewClosed, oncall: viewOncall, maintenance: viewMaintenance, monthly: viewMonthly };
+  const views = { closed: viewClosed, oncall: viewOncall, maintenance: viewMaintenance, monthly: viewMonthly,
+    audit: viewAudit };
   if (parts[0] === 'incident' && parts[1]) return parts[2] === 'draft' ? viewDraft(parts[1], parts[3] || 'phone') : viewIncident(parts[1]);
   return (views[parts[0]] || viewList)();
 }
@@ -486,10 +538,10 @@ function renderActions(d) {
   const flags = ['casualties', 'injuries', 'property_loss', 'loss_of_control'];
   box.innerHTML = `<section class="card"><h2>${t('inc.actions')}</h2>
     ${d.status === 'open' ? `<p><button type="button" class="primary" data-testid="action-ack" id="act-ack">${t('act.ack')}</button></p>` : ''}
-    <form class="act" data-testid="action-level" id="f-level">
+    ${S.me.scopes.includes('incidents:level') ? `<form class="act" data-testid="action-level" id="f-level">
       <label>${t('act.level.new')}<select name="level">${[1, 2, 3].map((n) => `<option value="${n}"${n === d.level ? ' selected' : ''}>${t('level.' + n)}</option>`).join('')}</select></label>
       <label>${t('act.reason')}<input name="reason" type="text" required maxlength="2000"></label>
-      <button type="submit">${t('act.level')}</button></form>
+      <button type="submit">${t('act.level')}</button></form>` : ''}
     <form data-testid="action-flags" id="f-flags"><fieldset><legend>${t('act.flags')}</legend>
       ${flags.map((f) => `<label class="check"><input type="checkbox" name="flag" value="${f}"${(d.flags || []).includes(f) ? ' checked disabled' : ''}>${t('flag.' + f)}</label>`).join('')}
       <label>${t('act.reason')}<input name="reason" type="text" required maxlength="2000"></label>
@@ -506,7 +558,7 @@ function renderActions(d) {
   const base = '/api/v1/incidents/' + encodeURIComponent(d.id);
   const ack = $('#act-ack');
   if (ack) ack.onclick = () => act(base + '/ack', { by: S.me.name }, 'act.ack');
-  $('#f-level').onsubmit = (ev) => { ev.preventDefault(); const f = ev.target;
+  if ($('#f-level')) $('#f-level').onsubmit = (ev) => { ev.preventDefault(); const f = ev.target;
     act(base + '/level', { level: +f.level.value, reason: f.reason.value, by: S.me.name }, 'act.level', f.id); };
   $('#f-flags').onsubmit = (ev) => { ev.preventDefault(); const f = ev.target;
     const chosen = $$('input[name=flag]:checked:not(:disabled)', f).map((x) => x.value);
@@ -597,8 +649,8 @@ async function viewMaintenance() {
     <table class="stack"><thead><tr><th>${t('mnt.site')}</th><th>${t('mnt.from')}</th><th>${t('mnt.to')}</th><th>${t('mnt.reason')}</th><th>${t('mnt.source')}</th><th></th></tr></thead>
     <tbody>${rows.map((w) => `<tr><td data-label="${t('mnt.site')}">${esc(siteName(w.site))}</td><td data-label="${t('mnt.from')}">${esc(fmt(w.from))}</td>
       <td data-label="${t('mnt.to')}">${esc(fmt(w.to))}</td><td data-label="${t('mnt.reason')}">${esc(w.reason || '')}</td><td data-label="${t('mnt.source')}">${esc(w.source)}</td>
-      <td>${w.id ? `<button type="button" data-end="${esc(w.id)}">${t('mnt.end')}</button>` : ''}</td></tr>`).join('') || `<tr><td colspan="6">${t('none')}</td></tr>`}</tbody></table>
-    ${announced === null ? `<p class="muted">${t('mnt.noapi')}</p>` : `<form class="act card" id="f-mnt"><strong>${t('mnt.announce')}</strong>
+      <td>${w.id && S.me.scopes.includes('maintenance:write') ? `<button type="button" data-end="${esc(w.id)}">${t('mnt.end')}</button>` : ''}</td></tr>`).join('') || `<tr><td colspan="6">${t('none')}</td></tr>`}</tbody></table>
+    ${announced === null ? `<p class="muted">${t('mnt.noapi')}</p>` : !S.me.scopes.includes('maintenance:write') ? '' : `<form class="act card" id="f-mnt"><strong>${t('mnt.announce')}</strong>
       <label>${t('mnt.site')}<select name="site">${sites.map((s) => `<option value="${esc(s.id)}">${esc(s.name)}</option>`).join('')}</select></label>
       <label>${t('mnt.from')}<input type="datetime-local" name="from" required></label><label>${t('mnt.to')}<input type="datetime-local" name="to" required></label>
       <label>${t('mnt.reason')}<input name="reason" type="text" required></label><button type="submit">${t('mnt.announce')}</button></form>`}`);
@@ -679,6 +731,18 @@ async function viewMonthly() {
   f.requestSubmit();
 }
 
+// the audit log (admins): sign-ins, failures, locks, sign-outs, account and token changes
+async function viewAudit() {
+  S.view = { name: 'audit' };
+  let data;
+  try { data = await api('/api/v1/audit?limit=500'); } catch (err) { if (!(err instanceof SignedOut)) say(problem(err), 'bad'); return; }
+  const cols = ['at', 'event', 'account', 'address', 'actor', 'detail'];
+  setView(`<h1>${t('audit.title')}</h1><table class="stack" data-testid="audit-log"><thead><tr>${cols.map((c) => `<th>${t('audit.' + c)}</th>`).join('')}</tr></thead>
+    <tbody>${data.entries.map((e) => `<tr data-testid="audit-entry" data-event="${esc(e.event)}">${cols.map((c) => `<td data-label="${t('audit.' + c)}">${esc(
+      c === 'at' ? fmt(e.at) : c === 'event' && has('audit.' + e.event) ? t('audit.' + e.event) : e[c])}</td>`).join('')}</tr>`).join('')
+      || `<tr><td colspan="6">${t('none')}</td></tr>`}</tbody></table>`);
+}
+
 // ── start ──────────────────────────────────────────────────────────────────────
 function applyLang() {
   document.documentElement.lang = S.lang === 'zh' ? 'zh-CN' : 'en';
@@ -706,6 +770,10 @@ async function boot() {
     if (S.me) route(); else showSignIn();
   };
   $('#signout').onclick = () => signOut();
+  $('#signout-all').onclick = async () => {
+    try { await api('/api/v1/session/everywhere', { method: 'POST' }); } catch (err) { if (err instanceof SignedOut) return; }
+    signOut('', false);
+  };
   window.addEventListener('hashchange', route);
   setInterval(tick, 1000);
   if (!S.token) { showSignIn(); return; }

@@ -1,0 +1,1 @@
+"""Alert sources beside the probes and Alertmanager: Zabbix's webhook, SNMP traps."""
