@@ -180,8 +180,10 @@ async def test_zabbix_retries_a_503_and_a_server_restart_between_problem_and_rec
 
     @web.middleware
     async def flaky(request: web.Request, handler):
-        if request.path == "/api/v1/alerts/zabbix" and len(refused) < 2:
-            refused.append(json.loads(await request.read()))
+        body = json.loads(await request.read()) if request.path == "/api/v1/alerts/zabbix" else None
+        # only this test's problem: the shared server may still send an earlier test's events
+        if body is not None and len(refused) < 2 and "ups-futian-1" in json.dumps(body, ensure_ascii=False):
+            refused.append(body)
             return web.json_response({"error": "unavailable", "detail": "test"}, status=503,
                                      headers={"Retry-After": "1"})
         return await handler(request)

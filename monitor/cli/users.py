@@ -157,7 +157,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         return p
 
     p = action("add", "add a local account")
-    p.add_argument("--role", required=True, choices=ROLES)
+    p.add_argument("--role", required=True, choices=ROLES, help="what the person may do, in their units")
     p.add_argument("--units", help="comma-separated unit ids (default: every unit)")
     p.add_argument("--person", help="the paging.people id this account is")
     p.add_argument("--display", help="the name recorded as the actor (default: the person's name)")
@@ -167,4 +167,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     action("disable", "disable an account (ends its sessions)")
     action("unlock", "clear an account's failed sign-ins")
     p = action("list", "list the local accounts", named=False)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the accounts as JSON")

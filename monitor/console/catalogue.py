@@ -193,6 +193,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "action.folded_in": ("并入设备故障事件", "A device fault folded in"),
     "action.maintenance": ("维护期变化", "Maintenance window changed"),
     "action.clock_held": ("维护期内报告提醒顺延至维护期结束", "Report notice held until the window ends"),
+    "action.external_update": ("外部系统更新（如 Zabbix 确认或备注）", "Update from another system (a Zabbix acknowledgement or comment)"),
     "action.storm_held": ("告警风暴：超出单次请求新开事件上限的故障并入本事件", "Alert storm: faults past the per-request cap on new incidents held here"),
     # drafts
     "draft.phone": ("电话报告（六要素）", "Phone report (six elements)"),

@@ -153,7 +153,12 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
     async def migrate() -> None:
         """0.6's history compacted and indexed once (a no-op read of one key after that);
         /readyz says "migrating" until it has run. Retried while Redis is away."""
-        await migrate_history(client)
+        while True:
+            try:
+                await migrate_history(client)
+                break
+            except StoreError:  # Redis away at start: the store's own log says so once
+                await asyncio.sleep(1.0)
         migrated.set()
         await asyncio.Event().wait()
 
