@@ -26,6 +26,7 @@ class Upsd:
         (self.dir / "state").mkdir()
         self.port = free_port()
         self.upses = list(upses)
+        self._stamps: dict[str, int] = {}
         conf = []
         for name, values in upses.items():
             conf.append(f"[{name}]\n  driver = dummy-ups\n  port = {name}.dev\n  pollinterval = 1\n"
@@ -44,11 +45,17 @@ class Upsd:
         return f"127.0.0.1:{self.port}"
 
     def write(self, ups: str, values: dict[str, str]) -> None:
-        """Set the UPS's variables (the driver re-reads the file)."""
+        """Set the UPS's variables. The driver re-reads the file when its mtime changes, compared
+        in whole seconds (``st_mtime``): two writes within one second would leave the second
+        unread, so each write's mtime is a whole second past the one before."""
         lines = "".join(f"{k}: {v}\n" for k, v in values.items())
+        path = self.dir / f"{ups}.dev"
         tmp = self.dir / f"{ups}.dev.tmp"
         tmp.write_text(lines)
-        tmp.replace(self.dir / f"{ups}.dev")
+        stamp = max(int(time.time()), self._stamps.get(ups, 0) + 1)
+        os.utime(tmp, (stamp, stamp))
+        self._stamps[ups] = stamp
+        tmp.replace(path)
 
     def start(self) -> "Upsd":
         for ups in self.upses:
