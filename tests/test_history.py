@@ -26,8 +26,9 @@ from monitor.console.routes import OpenCache
 from monitor.core.alert import Alert
 from monitor.incidents import indexes, monthly
 from monitor.incidents.history import MARK, migrate_history
+from monitor.incidents.packing import inflate
 from monitor.incidents.records import Incident
-from monitor.incidents.store import P, _inflate, decode, plan_key
+from monitor.incidents.store import P, decode, plan_key
 from monitor.plans.model import builtin_ids
 from tests.routerkit import FakeTime, auth, make_app, org_config, replica
 
@@ -277,7 +278,7 @@ async def to_06_shape(r: aioredis.Redis) -> int:
     for key in await r.keys(f"{P}incident:*"):
         if key.count(":") != 2:
             continue
-        doc = _inflate(json.loads(await r.get(key)))
+        doc = inflate(json.loads(await r.get(key)))
         doc["frozen_plan"] = json.loads(await r.get(plan_key(doc["frozen_plan_digest"])))["plan"]
         await r.set(key, json.dumps(doc, ensure_ascii=False), keepttl=True)
         n += 1

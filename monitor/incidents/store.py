@@ -5,7 +5,7 @@ caller's function, and written back in one MULTI together with the timeline entr
 incident events for paging, and the clock timers, so that a change, its record and its
 consequences commit together or not at all (a concurrent writer makes it retry).
 
-Keys (prefix ``hallmon:``): ``incident:{id}`` (JSON), ``incident:{id}:alerts`` (HASH
+Keys (prefix ``hallmon:``): ``incident:{id}`` (JSON; a resolved one deflated, ``packing``), ``incident:{id}:alerts`` (HASH
 fingerprint → alert JSON), ``timeline:{id}`` (LIST of entries, each carrying the hash
 of the one before it), ``incidents`` (ZSET id → detected time), ``open`` (HASH group
 key → open incident id), ``watched`` (SET of incidents open or with reports pending or
@@ -16,11 +16,9 @@ compacts it), and the secondary indexes of ``indexes``.
 """
 from __future__ import annotations
 
-import base64
 import builtins
 import hashlib
 import json
-import zlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Mapping
@@ -33,7 +31,7 @@ from monitor.core.timesource import SYSTEM_TIME, TimeSource, iso, whole
 from monitor.durable import notices, versions
 from monitor.durable.events import IncidentEvent, publish
 from monitor.durable.timers import Timers
-from monitor.incidents import indexes
+from monitor.incidents import indexes, packing
 from monitor.incidents.records import Change, Incident, StoredAlert, TimelineEntry
 
 __all__ = ["Conflict", "IncidentStore", "Mutation", "NotFound", "P", "Page", "RETENTION"]
@@ -72,16 +70,10 @@ _PLANS: dict[str, Mapping[str, Any]] = {}  # frozen plans by digest, shared by e
 
 def compact_json(inc: Incident) -> str:
     """The document without its frozen plan (named by ``frozen_plan_digest``); a resolved
-    one (history: read seldom, changed only by a late report) deflated as well, as
-    ``{"v": the document's version, "z": base64(zlib(document))}``: ~2.1 KB of JSON to
-    ~1.2 KB (``durable.versions`` reads the version without inflating)."""
+    one deflated as well (``packing``)."""
     doc = inc.to_json()
     del doc["frozen_plan"]
-    text = json.dumps(doc, ensure_ascii=False)
-    if inc.status != "resolved":
-        return text
-    packed = base64.b64encode(zlib.compress(text.encode(), 9)).decode("ascii")
-    return json.dumps({"v": doc.get("v", 1), "z": packed})
+    return packing.pack(doc) if inc.status == "resolved" else json.dumps(doc, ensure_ascii=False)
 
 
 def plan_json(inc: Incident) -> str:
@@ -90,15 +82,11 @@ def plan_json(inc: Incident) -> str:
                       ensure_ascii=False)
 
 
-def _inflate(doc: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(zlib.decompress(base64.b64decode(doc["z"]))) if "z" in doc else doc
-
-
 async def decode(client: aioredis.Redis | aioredis.client.Pipeline,
                  raws: Iterable[bytes | str | None]) -> builtins.list[Incident | None]:
     """Stored documents to incidents; a compacted one gets its frozen plan from
     ``plan:{digest}`` (read once per digest per process, shared by every incident)."""
-    docs = [_inflate(json.loads(r)) if r else None for r in raws]
+    docs = [packing.inflate(json.loads(r)) if r else None for r in raws]
     missing = sorted({d["frozen_plan_digest"] for d in docs
                       if d is not None and "frozen_plan" not in d and d.get("frozen_plan_digest") not in _PLANS})
     if missing:
