@@ -58,3 +58,31 @@ async def test_a_resolved_document_packs_small_and_reads_back_from_every_form(tm
             assert json.loads(await rep.client.get(key))["d"] == packing.DICTIONARY
     finally:
         await rep.close()
+
+
+async def test_hallmon_migrate_repacks_what_a_start_leaves_as_it_is(tmp_path, redis_url):
+    """A document 0.7 first deflated without the dictionary: a start's history migration
+    reads it as it is; the forced one (``hallmon migrate``) repacks it, once."""
+    from monitor.incidents.history import migrate_history
+
+    rep = make_replica(tmp_path, redis_url)
+    try:
+        t0 = rep.time.now() - timedelta(minutes=5)
+        [inc_id] = await rep.router.ingest([fault("queue.down", "u1a", "u1", t0, system="queue-1")])
+        await rep.router.resolve(inc_id, "测试值班长甲", "已恢复")
+        key = f"{P}incident:{inc_id}"
+        [before] = await decode(rep.client, [await rep.client.get(key)])
+        doc = packing.inflate(json.loads(await rep.client.get(key)))
+        text = json.dumps(doc, ensure_ascii=False).encode()
+        older = json.dumps({"v": doc["v"], "z": base64.b64encode(zlib.compress(text, 9)).decode()})
+        await rep.client.set(key, older, keepttl=True)
+        assert await migrate_history(rep.client) == 0 and await rep.client.get(key) == older  # a start leaves it
+        assert await migrate_history(rep.client, force=True) == 1
+        repacked = json.loads(await rep.client.get(key))
+        assert repacked["d"] == packing.DICTIONARY and len(json.dumps(repacked)) < len(older)
+        assert await rep.client.ttl(key) > 0  # its retention kept
+        [after] = await decode(rep.client, [await rep.client.get(key)])
+        assert after is not None and before is not None and after.to_json() == before.to_json()
+        assert await migrate_history(rep.client, force=True) == 0  # idempotent
+    finally:
+        await rep.close()

@@ -130,6 +130,7 @@ def test_an_upgrade_in_place_keeps_every_incident_working(release, trees, tmp_pa
         for _ in range(2):
             done = cli("migrate", "-c", str(cfg), env={**os.environ, **TOKENS})
             assert done.returncode == 0, done.stderr
+            assert "history: " in done.stdout and "compacted, repacked or re-indexed" in done.stdout, done.stdout
         again = cli("migrate", "--check", "-c", str(cfg), env={**os.environ, **TOKENS}).stdout
         assert "incident documents: v2: " in again and "(all current)" in again.splitlines()[0], again
         assert "stored alerts: v2: " in again, again

@@ -1,6 +1,8 @@
 """``hallmon migrate [--check] -c FILE``: the stored forms by version, and the rewrite of
-older incident records at rest (monitor/durable/migrate.py). A start of ``hallmon run``
-needs none of it: every older form is read as it is."""
+older incident records at rest: the history compacted, indexed and repacked
+(``incidents.history.migrate_history``, forced), then the records by version
+(monitor/durable/migrate.py). A start of ``hallmon run`` needs none of it: every older
+form is read as it is."""
 from __future__ import annotations
 
 import argparse
@@ -11,14 +13,18 @@ from monitor.config.model import load_config
 from monitor.core.errors import ConfigError, StoreError
 from monitor.durable.connection import connect
 from monitor.durable.migrate import migrate
+from monitor.incidents.history import migrate_history
 
 
 async def _run(url: str, check: bool) -> int:
     client = connect(url)
     try:
+        history = None if check else await migrate_history(client, force=True)
         forms = await migrate(client, check=check)
     finally:
         await client.aclose()
+    if history is not None:
+        print(f"history: {history} incident documents compacted, repacked or re-indexed")
     for form in forms:
         print(form.line(check))
     if check:

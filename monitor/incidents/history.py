@@ -8,7 +8,9 @@ document that still carries its own copy without it, and writes the index entrie
 (content-addressed plans, ZADD), so a SIGKILL midway leaves a history that is read
 correctly as it is (a document with its own plan is read as it always was) and a second
 run finishes the work. When it has walked everything it sets ``history:form`` to
-``FORM``; a start that finds it there reads nothing (``force`` walks again). Index
+``FORM``; a start that finds it there reads nothing (``force`` walks again: ``hallmon
+migrate`` does, and then also repacks the resolved documents 0.7 first deflated without
+the dictionary of ``packing``; a start leaves those as they are, read as they are). Index
 entries of incidents whose documents expired (``store.RETENTION``) are dropped on the way.
 """
 from __future__ import annotations
@@ -19,7 +21,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 import structlog
 
-from monitor.incidents import indexes
+from monitor.incidents import indexes, packing
 from monitor.incidents.store import P, compact_json, decode, plan_json, plan_key
 
 __all__ = ["FORM", "MARK", "migrate_history"]
@@ -40,7 +42,7 @@ async def migrate_history(client: aioredis.Redis, batch: int = 500, force: bool 
     changed = start = 0
     expired: list[str] = []
     while ids := [_text(i) for i in await client.zrange(indexes.ALL, start, start + batch - 1)]:
-        n, gone = await _batch(client, ids)
+        n, gone = await _batch(client, ids, repack=force)
         changed, start = changed + n, start + len(ids)
         expired += gone
     if expired:
@@ -55,7 +57,7 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-async def _batch(client: aioredis.Redis, ids: list[str]) -> tuple[int, list[str]]:
+async def _batch(client: aioredis.Redis, ids: list[str], repack: bool = False) -> tuple[int, list[str]]:
     """One batch in one transaction: (documents changed, ids whose document expired)."""
     keys = [f"{P}incident:{i}" for i in ids]
     for _ in range(20):
@@ -72,15 +74,17 @@ async def _batch(client: aioredis.Redis, ids: list[str]) -> tuple[int, list[str]
                     if inc is None or raw is None:
                         gone.append(incident_id)
                         continue
-                    own_plan = "frozen_plan" in json.loads(raw)
-                    if own_plan:
-                        if inc.frozen_plan.digest not in plans:
-                            pipe.set(plan_key(inc.frozen_plan.digest), plan_json(inc))
-                            plans.add(inc.frozen_plan.digest)
+                    stored = json.loads(raw)
+                    own_plan = "frozen_plan" in stored
+                    if own_plan and inc.frozen_plan.digest not in plans:
+                        pipe.set(plan_key(inc.frozen_plan.digest), plan_json(inc))
+                        plans.add(inc.frozen_plan.digest)
+                    rewrite = own_plan or (repack and "z" in stored and stored.get("d") != packing.DICTIONARY)
+                    if rewrite:
                         pipe.set(f"{P}incident:{incident_id}", compact_json(inc), keepttl=True)
                     zadds = indexes.write(pipe, None, inc)
                     end = len(pipe.command_stack)
-                    spans.append((own_plan, end - zadds, end))
+                    spans.append((rewrite, end - zadds, end))
                 replies = await pipe.execute()
                 return sum(own or any(replies[a:b]) for own, a, b in spans), gone
             except redis.exceptions.WatchError:
