@@ -19,6 +19,7 @@ import structlog
 from aiohttp import web
 
 from monitor.core.errors import StoreError
+from monitor.core.outage import Outage
 from monitor.core.supervise import check_cancelled, stop, supervise
 from monitor.durable import notices
 from monitor.durable.connection import CONNECTION_FAILURES, translate
@@ -58,7 +59,7 @@ class Hub:
         self.app = app
         self.streams: set[Stream] = set()
         self.subscribed_once = False
-        self.failing = False  # Redis unreachable, said once
+        self.redis = Outage("console_events_redis", log)
 
     def join(self, who: Caller) -> Stream:
         stream = Stream(who)
@@ -87,10 +88,7 @@ class Hub:
             try:
                 await self._listen()
             except (*CONNECTION_FAILURES, StoreError) as err:  # StoreBusy: no pooled connection came free
-                if not self.failing:
-                    log.error("console_events_redis_unreachable",
-                              error=str(err if isinstance(err, StoreError) else translate(err)))
-                    self.failing = True
+                self.redis.failing(err if isinstance(err, StoreError) else translate(err))
                 await asyncio.sleep(1.0)
 
     async def _listen(self) -> None:
@@ -101,9 +99,7 @@ class Hub:
                 for stream in list(self.streams):
                     self._send(stream, frame("resync", {}))
             self.subscribed_once = True
-            if self.failing:
-                log.info("console_events_redis_reachable")
-                self.failing = False
+            self.redis.ok()
             while True:
                 check_cancelled()
                 msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=10.0)

@@ -23,6 +23,7 @@ import structlog
 
 from monitor.core.clock import SYSTEM, Clock
 from monitor.core.errors import StoreError
+from monitor.core.outage import Outage
 from monitor.core.supervise import check_cancelled
 from monitor.durable import versions
 
@@ -102,18 +103,14 @@ class Timers:
     async def run(self, handler: Handler) -> None:
         """Fire due timers until cancelled. The handler must call ``done`` (in its own
         transaction); a handler that raises leaves the timer to be retried after the lease."""
-        failing = False
+        redis = Outage("timers_redis", log, key=self.due_key)
         while True:
             check_cancelled()
             try:
                 batch = await self.claim()
-                if failing:
-                    log.info("timers_redis_recovered", key=self.due_key)
-                    failing = False
+                redis.ok()
             except StoreError as err:
-                if not failing:
-                    log.error("timers_redis_unreachable", key=self.due_key, error=str(err))
-                    failing = True
+                redis.failing(err)
                 await self.clock.sleep(1.0)
                 continue
             for timer_id, payload in batch:

@@ -29,6 +29,7 @@ import structlog
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from monitor.core.outage import Outage
 from monitor.core.supervise import check_cancelled
 from monitor.durable.connection import UNAVAILABLE
 from monitor.durable.events import EventConsumer, IncidentEvent
@@ -157,7 +158,7 @@ class Drills:
         """Read incident events as the ``drills`` group: a drill opened or upgraded is
         recorded (from the stored incident, so a slimmer event is enough)."""
         consumer = EventConsumer(self.r, "drills", f"{socket.gethostname()}-{os.getpid()}")
-        grouped = failing = False
+        grouped, redis = False, Outage("drill_events", log)
         while True:
             check_cancelled()
             try:  # Redis away (at start or later) is waited out here, said once, not a crash
@@ -171,13 +172,9 @@ class Drills:
                         if doc is not None:
                             await self.record(doc)
                     await consumer.ack(entry_id)
-                if failing:
-                    log.info("drill_events_recovered")
-                    failing = False
+                redis.ok()
             except UNAVAILABLE as err:
-                if not failing:
-                    log.error("drill_events_failing", error=str(err))
-                    failing = True
+                redis.failing(err)
                 await asyncio.sleep(1.0)
 
 
@@ -198,15 +195,11 @@ class DrillCollector(Collector):
 
 
 async def refresh_forever(drills: Drills, every: float = 5.0) -> None:
-    failing = False
+    redis = Outage("drill_metrics", log)
     while True:
         try:
             await drills.snapshot()
-            if failing:
-                log.info("drill_metrics_recovered")
-                failing = False
+            redis.ok()
         except UNAVAILABLE as err:
-            if not failing:
-                log.error("drill_metrics_failing", error=str(err))
-                failing = True
+            redis.failing(err)
         await asyncio.sleep(every)

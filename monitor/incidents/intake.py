@@ -41,6 +41,7 @@ from redis.asyncio import Redis
 
 from monitor.core.alert import Alert, from_unix
 from monitor.core.errors import StoreError
+from monitor.core.outage import Outage
 from monitor.durable import versions
 from monitor.incidents.router import Router
 
@@ -185,7 +186,7 @@ class Intake:
         """Read, place, acknowledge, for ever. A store failure is logged once, when it
         starts and when it ends; this consumer's unacknowledged entries are read again
         first, and the group made again if Redis came back without it."""
-        failing, fresh = False, True
+        store, fresh = Outage("intake_store", log), True
         while True:
             try:
                 if fresh:
@@ -196,16 +197,12 @@ class Intake:
                         await self.process(backlog)
                     fresh = False
                 await self.step()
-                if failing:
-                    log.info("intake_recovered")
-                    failing = False
+                store.ok()
             except (StoreError, redis.exceptions.ResponseError) as err:
                 fresh = True
                 if "NOGROUP" in str(err):
                     continue  # Redis lost the stream (restarted without its data): make it again
-                if not failing:
-                    log.error("intake_store_failing", error=str(err))
-                    failing = True
+                store.failing(err)
                 await asyncio.sleep(1.0)
 
     async def step(self) -> int:

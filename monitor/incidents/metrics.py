@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 
 from monitor.core import workdays
-from monitor.core.secret import redact
+from monitor.core.outage import Outage
 from monitor.durable import notices
 from monitor.durable.connection import UNAVAILABLE
 from monitor.incidents import intake
@@ -99,16 +99,14 @@ async def refresh_forever(collector: IncidentCollector, store: IncidentStore, ev
                           resync: float = 300.0, coalesce: float = 0.2, listen: Redis | None = None) -> None:
     """``listen``: a client whose pool the subscription may hold a connection of for ever
     (not the requests' pool)."""
-    failing = False
+    redis = Outage("incident_metrics", log)
     while True:
         pubsub = (listen or store.r).pubsub()
         try:
             await pubsub.subscribe(notices.CHANNEL)
             await collector.refresh(store)  # after subscribing: no change falls in between
             full_at = time.monotonic()
-            if failing:
-                log.info("incident_metrics_recovered")
-                failing = False
+            redis.ok()
             while True:
                 changed: set[str] = set()
                 msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=every)
@@ -125,9 +123,7 @@ async def refresh_forever(collector: IncidentCollector, store: IncidentStore, ev
                     await collector.update(store, changed)
                     await asyncio.sleep(coalesce)  # a storm's many notices cost a read per ``coalesce``
         except UNAVAILABLE as err:
-            if not failing:
-                log.error("incident_metrics_failing", error=redact(str(err)))
-                failing = True
+            redis.failing(err)
             await asyncio.sleep(every)
         finally:
             with contextlib.suppress(*UNAVAILABLE):

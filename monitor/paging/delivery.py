@@ -38,6 +38,7 @@ from monitor.config.model import Config
 from monitor.config.paging import Channel, Person
 from monitor.core.clock import Clock
 from monitor.core.errors import ChannelError
+from monitor.core.outage import Outage
 from monitor.core.supervise import check_cancelled, stop
 from monitor.durable import notices
 from monitor.durable.connection import UNAVAILABLE
@@ -83,7 +84,7 @@ class Delivery:
         self._flushers: dict[str, asyncio.Task] = {}
         self._batches: dict[tuple[str, str], _Batch] = {}
         self.inflight: set[str] = set()
-        self.failing: set[str] = set()
+        self.outages: dict[str, Outage] = {}  # by channel
         self.sent = Counter("hallmon_pages_sent_total", "Messages handed to a channel, by outcome.",
                             ["channel", "outcome"], registry=registry)
         self.retries = Counter("hallmon_page_retries_total", "Failed attempts that will be tried again.",
@@ -224,22 +225,23 @@ class Delivery:
             except TimeoutError as err:
                 raise ChannelError(channel.id, "timed out", retryable=True) from err
         except ChannelError as err:
-            if channel.id not in self.failing:
-                self.failing.add(channel.id)
+            if self._outage(channel).failing(err, retryable=err.retryable):
                 self.failing_gauge.labels(channel.id).set(1)
-                log.warning("channel_failing", channel=channel.id, error=str(err), retryable=err.retryable)
             for job in jobs:
                 await self._failed(job, channel, err)
             return
-        if channel.id in self.failing:
-            self.failing.discard(channel.id)
+        if self._outage(channel).ok():
             self.failing_gauge.labels(channel.id).set(0)
-            log.info("channel_recovered", channel=channel.id)
         self.sent.labels(channel.id, "sent").inc()
         for job in jobs:
             await self._finish(job, "sent:sent", told="sent")
             log.info("page", incident=job.incident.id if job.incident else None, kind=job.kind, step=job.step,
                      person=job.person, channel=channel.id, attempts=job.attempts + 1)
+
+    def _outage(self, channel: Channel) -> Outage:
+        if channel.id not in self.outages:
+            self.outages[channel.id] = Outage("channel", log, channel=channel.id)
+        return self.outages[channel.id]
 
     async def _failed(self, job: Job, channel: Channel, err: ChannelError) -> None:
         attempts = job.attempts + 1

@@ -20,6 +20,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter
 
 from monitor.core.clock import Clock
+from monitor.core.outage import Outage
 from monitor.core.supervise import check_cancelled
 from monitor.durable.connection import UNAVAILABLE
 from monitor.durable.events import BadEvent, EventConsumer, IncidentEvent, trim_read
@@ -35,7 +36,7 @@ class Inbox:
         self.trim_every = trim_every
         self.dead = Counter("hallmon_paging_events_dead_lettered_total",
                             "Incident events paging gave up on (hallmon:events:dead).", registry=registry)
-        self._failing = False
+        self.redis = Outage("pager_redis", log)
 
     async def run(self) -> None:
         """Handle events until cancelled (supervised: a failure at start, Redis not up
@@ -47,12 +48,10 @@ class Inbox:
             try:
                 batch = await self.consumer.read(block_ms=500)
             except UNAVAILABLE as err:
-                self._redis_failing(err)
+                self.redis.failing(err)
                 await self.clock.sleep(1.0)
                 continue
-            if self._failing:
-                log.info("pager_redis_recovered")
-                self._failing = False
+            self.redis.ok()
             await self.handle_batch(batch)
             if self.clock.time() - trimmed >= self.trim_every:
                 trimmed = self.clock.time()
@@ -79,7 +78,7 @@ class Inbox:
                 await self.handle(event)
                 await self.consumer.ack(entry_id)
             except UNAVAILABLE as err:
-                self._redis_failing(err)
+                self.redis.failing(err)
                 return  # this and the later events stay pending: taken back, in order
             except Exception as err:  # the event's own failure: counted, and the later events go on
                 try:
@@ -90,7 +89,7 @@ class Inbox:
                         log.warning("pager_event_failed", kind=event.kind, incident=event.id, failures=failures,
                                     error_class=type(err).__name__, error=str(err), exc_info=err)
                 except UNAVAILABLE as redis_err:
-                    self._redis_failing(redis_err)
+                    self.redis.failing(redis_err)
                     return
 
     async def _dead_letter(self, entry_id: str, event: IncidentEvent | BadEvent, error: str) -> None:
@@ -99,8 +98,3 @@ class Inbox:
         log.error("pager_event_dead_lettered", entry=entry_id, error=error,
                   kind=event.kind if isinstance(event, IncidentEvent) else None,
                   incident=event.id if isinstance(event, IncidentEvent) else None)
-
-    def _redis_failing(self, err: Exception) -> None:
-        if not self._failing:
-            log.error("pager_redis_failing", error=str(err))
-            self._failing = True

@@ -18,6 +18,7 @@ from monitor.checks.metrics import ReadingSeries
 from monitor.checks.scheduler import Scheduler
 from monitor.console import install as install_console
 from monitor.core.errors import StoreError
+from monitor.core.outage import Outage
 from monitor.core.supervise import stop, supervise
 from monitor.durable import connection as redisconn
 from monitor.durable.timers import Timers
@@ -130,7 +131,7 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
         Anything else escapes to the supervisor, which logs it and starts again; the
         batch that raised it is dropped then, so one bad alert cannot wedge the rest."""
         pending: list = []
-        failing = False
+        store = Outage("router_store", log)
         while True:
             if not pending:
                 pending.append(await queue.get())
@@ -139,13 +140,9 @@ async def router_ctx(app: web.Application) -> AsyncIterator[None]:
             try:
                 await router.ingest(pending)
                 pending = []
-                if failing:
-                    log.info("router_recovered")
-                    failing = False
+                store.ok()
             except StoreError as err:
-                if not failing:
-                    log.error("router_store_failing", error=str(err), held=len(pending))
-                    failing = True
+                store.failing(err, held=len(pending))
                 await asyncio.sleep(1.0)
 
     migrated = app[keys.HISTORY_READY] = asyncio.Event()
