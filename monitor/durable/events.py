@@ -90,10 +90,14 @@ class Headline(Record):
     drill: bool = False
     maintenance: bool = False
     next_clock: ClockRef | None = None  # the first pending report
+    # what to do, by language: the runbook line of the category in the incident's frozen
+    # plan (``Incident.headline``); empty in events written before 0.7 and in ``of``
+    runbook: dict[str, str] = {}
 
     @classmethod
     def of(cls, incident: Mapping[str, Any]) -> "Headline":
-        """From the incident JSON (DESIGN.md "Incident JSON")."""
+        """From the incident JSON (DESIGN.md "Incident JSON"): for tests, and 0.5's events
+        (the router builds it from the typed incident, ``Incident.headline``)."""
         pending = sorted((c for c in incident.get("clocks") or () if c.get("status") == "pending"),
                          key=lambda c: c["due_at"])
         return cls(id=incident["id"], status=incident.get("status", "open"), level=incident["level"],
@@ -120,15 +124,21 @@ class IncidentEvent(Record):
     @classmethod
     def of(cls, kind: str, incident: Mapping[str, Any], at: str, actor: str = "",
            detail: Mapping[str, Any] | None = None) -> "IncidentEvent":
-        """The event for a change of ``incident`` (its JSON after the change); a reminder
-        or overdue event names its clock by ``detail["clock"]``."""
+        """The event for a change of ``incident`` given as its JSON after the change (tests
+        and tools; the router uses ``about``); a reminder or overdue event names its clock
+        by ``detail["clock"]``."""
         detail = dict(detail or {})
         clock = None
         if kind in ("reminder", "overdue"):
             clock = next((ClockRef.of(c) for c in incident.get("clocks") or () if c["id"] == detail.get("clock")),
                          None)
-        return cls.model_validate({"kind": kind, "incident": Headline.of(incident), "at": at, "actor": actor,
-                                   "detail": detail, "clock": clock})
+        return cls.about(kind, Headline.of(incident), at, actor, detail, clock)
+
+    @classmethod
+    def about(cls, kind: str, headline: Headline, at: str, actor: str = "",
+              detail: Mapping[str, Any] | None = None, clock: ClockRef | None = None) -> "IncidentEvent":
+        return cls.model_validate({"kind": kind, "incident": headline, "at": at, "actor": actor,
+                                   "detail": dict(detail or {}), "clock": clock})
 
     def fields(self) -> dict[Any, Any]:
         body = self.model_dump(mode="json", include={"actor", "detail", "clock"}, exclude_none=True)

@@ -18,6 +18,7 @@ from typing import Any, Literal, Mapping
 from monitor.core.alert import Alert, rfc3339
 from monitor.core.timesource import iso, parse_iso
 from monitor.durable import versions
+from monitor.durable.events import ClockRef, Headline
 from monitor.plans.clocks import Clock
 from monitor.plans.levels import Decision
 from monitor.plans.model import Plan, stored_plan
@@ -300,6 +301,18 @@ class Incident:
             "folded_into": self.folded_into,
         }
 
+    def headline(self) -> Headline:
+        """What an event about this incident carries, from the typed record: the first
+        pending report, and the runbook line of its category in its own frozen plan (not
+        the plan on disk, which may have changed since or name another plan)."""
+        pending = sorted((c for c in self.clocks if c.status == "pending"), key=lambda c: c.due_at)
+        category = next((c for c in self.frozen_plan.plan.categories if c.id == self.category), None)
+        return Headline(id=self.id, status=self.status, level=self.level, level_name=self.level_name,
+                        plan=self.plan, category=self.category, system=self.system, sites=self.sites,
+                        units=self.units, faults=self.faults, detected_at=iso(self.detected_at), drill=self.drill,
+                        maintenance=self.maintenance, next_clock=clock_ref(pending[0]) if pending else None,
+                        runbook={"zh": category.runbook.zh, "en": category.runbook.en} if category else {})
+
     def public_json(self) -> dict[str, Any]:
         """The incident JSON of DESIGN.md: without the internal fields."""
         return {k: v for k, v in self.to_json().items() if k not in INTERNAL}
@@ -333,6 +346,12 @@ class Incident:
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), ensure_ascii=False)
+
+
+def clock_ref(clock: Clock) -> ClockRef:
+    """A clock as a page names it."""
+    return ClockRef(id=clock.id, title=clock.title or clock.id, title_en=clock.title_en or clock.title or clock.id,
+                    due_at=iso(clock.due_at), seq=clock.seq, to=clock.audience.to)
 
 
 @dataclass

@@ -32,7 +32,7 @@ from monitor.durable import notices, versions
 from monitor.durable.events import IncidentEvent, publish
 from monitor.durable.timers import Timers
 from monitor.incidents import indexes, packing
-from monitor.incidents.records import Change, Incident, StoredAlert, TimelineEntry
+from monitor.incidents.records import Change, Incident, StoredAlert, TimelineEntry, clock_ref
 
 __all__ = ["Conflict", "IncidentStore", "Mutation", "NotFound", "P", "Page", "RETENTION"]
 
@@ -335,10 +335,12 @@ class IncidentStore:
             pipe.srem(f"{P}watched", inc.id)
         for timer_id in change.timers_done:
             await self.timers.done(timer_id, pipe)
-        public = inc.public_json()
-        for kind in change.events:
-            publish(pipe, IncidentEvent.of(kind, public, iso(at), change.actor, change.detail))
         clock = inc.clock(change.detail.get("clock", ""))
+        if change.events:
+            headline, ref = inc.headline(), clock_ref(clock) if clock else None
+            for kind in change.events:
+                publish(pipe, IncidentEvent.about(kind, headline, iso(at), change.actor, change.detail,
+                                                  ref if kind in ("reminder", "overdue") else None))
         notices.publish(pipe, notices.kind_for(change.events), inc.id, inc.units, clock=clock.id if clock else None)
         await self._sync_timers(pipe, inc)
         return inc

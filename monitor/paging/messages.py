@@ -56,6 +56,10 @@ def _local(ts: str | None, tz: ZoneInfo) -> str:
 
 
 def _runbook(inc: Headline, lang: str) -> str:
+    """From the incident's frozen plan, carried by the event; an event written before 0.7
+    carries none, and the plan of that id stands in."""
+    if inc.runbook:
+        return inc.runbook.get(lang, "")
     try:
         plan = load_plan(inc.plan or "default")
     except ConfigError:
