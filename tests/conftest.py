@@ -168,3 +168,17 @@ def halls(tmp_path_factory):
     yield h
     h.close()
 
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium per test module that asks for it (tests/consolekit.py: Debian's
+    chromium, --no-sandbox as root)."""
+    from playwright.sync_api import sync_playwright  # test extra: imported where the browser is used
+
+    from tests.consolekit import launch
+
+    with sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()

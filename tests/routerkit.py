@@ -24,18 +24,25 @@ TOKENS = {"HALLMON_T_ADMIN": "admin-token-0123456789", "HALLMON_T_PORT": "port-t
           "HALLMON_T_READ": "read-token-0123456789", "HALLMON_T_LINK": "link-secret-0123456789abcdef"}
 
 
-# a plan whose one report is due 3 s after detection, reminded 1 s before: clock tests in seconds
-QUICK_PLAN = """\
+def clock_plan(plan_id: str = "quick-test", due: str = "3s", reminder_before: str = "1s",
+               clock: str = "quick-report") -> str:
+    """A test plan on the default one whose one report clock is due ``due`` after
+    detection, reminded ``reminder_before`` before it."""
+    return f"""\
 base: default
-id: quick-test
-name: {zh: 测试快速预案, en: Quick test plan}
-reminder_before: 1s
+id: {plan_id}
+name: {{zh: 测试预案 {plan_id}, en: Test plan {plan_id}}}
+reminder_before: {reminder_before}
 clocks:
-  - id: quick-report
-    title: {zh: 快速报告, en: Quick report}
-    due: 3s
+  - id: {clock}
+    title: {{zh: 测试报告, en: Test report}}
+    due: {due}
     source: test plan (not an emergency plan)
 """
+
+
+# one report due 3 s after detection, reminded 1 s before: clock tests in seconds
+QUICK_PLAN = clock_plan()
 
 
 def org_config(redis_url: str, plan: str = "shenzhen-customs", extra: str = "") -> str:

@@ -22,20 +22,10 @@ from simulators.redisproc import RedisServer
 from tests.conftest import ServiceProcess
 from tests.pagingkit import paging_yaml
 from tests.plankit import Receiver, wait_for
-from tests.routerkit import TOKENS, alert, org_config
+from tests.routerkit import TOKENS, alert, clock_plan, org_config
 
 # one report due 25 s after detection (so that it falls due after the restore), reminded 1 s before
-PLAN = """\
-base: default
-id: backup-test
-name: {zh: 测试备份预案, en: Backup test plan}
-reminder_before: 1s
-clocks:
-  - id: quick-report
-    title: {zh: 快速报告, en: Quick report}
-    due: 25s
-    source: test plan (not an emergency plan)
-"""
+PLAN = clock_plan("backup-test", due="25s")
 
 
 def hall(tmp: Path, server: RedisServer, receiver: Receiver, name: str) -> ServiceProcess:

@@ -8,19 +8,9 @@ import pytest
 import redis
 
 from monitor.service import keys
-from tests.routerkit import alert, auth, make_app
+from tests.routerkit import alert, auth, clock_plan, make_app
 
-PLAN = """\
-base: default
-id: reclaim-test
-name: {zh: 测试预案, en: Test plan}
-reminder_before: 1h
-clocks:
-  - id: slow-report
-    title: {zh: 测试报告, en: Test report}
-    due: 2h
-    source: test plan (not an emergency plan)
-"""
+PLAN = clock_plan("reclaim-test", due="2h", reminder_before="1h", clock="slow-report")
 
 
 pytestmark = pytest.mark.usefixtures("tokens")  # the config's token secrets (tests.routerkit.TOKENS)

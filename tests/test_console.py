@@ -8,7 +8,7 @@ import time
 import pytest
 import redis
 
-from tests.consolekit import PLANS, TOKENS, Hall, chromium_present, launch, sign_in
+from tests.consolekit import PLANS, TOKENS, Hall, chromium_present, sign_in
 
 pytestmark = pytest.mark.skipif(not chromium_present(), reason="chromium not installed: run scripts/setup.sh test")
 
@@ -21,16 +21,6 @@ def hall(redis_server, tmp_path_factory):
     h = Hall(tmp_path_factory.mktemp("console"), redis_server.url)
     yield h
     h.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright  # test extra: imported where the browser is used
-
-    with sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 def row(page, incident_id: str):
