@@ -274,6 +274,10 @@ async def test_open_incidents_read_lists_the_live_ones_the_token_sees(tmp_path, 
         async with s.post(f"{svc.base}/api/v1/incidents/{gone_id}/resolve", json={"result": "好了"},
                           headers=auth("T_CHIEF")) as r:
             assert r.status == 200
+        for level in (1, 3):  # raised and lowered again by a person: the level-1 clocks withdrawn
+            async with s.post(f"{svc.base}/api/v1/incidents/{hall_id}/level",
+                              json={"level": level, "reason": "测试定级"}, headers=auth("T_CHIEF")) as r:
+                assert r.status == 200, await r.text()
         async with s.get(f"{svc.base}/api/v1/incidents-open", headers=auth("T_CHIEF")) as r:
             rows = (await r.json())["incidents"]
             assert {d["id"] for d in rows} == {hall_id, port_id}
@@ -284,8 +288,14 @@ async def test_open_incidents_read_lists_the_live_ones_the_token_sees(tmp_path, 
         assert set(row) == {"id", "status", "level", "level_name", "category", "faults", "sites", "detected_at",
                             "updated_at", "drill", "maintenance", "recovered", "clocks"}
         assert {k: full[k] for k in row if k != "clocks"} == {k: v for k, v in row.items() if k != "clocks"}
-        assert row["clocks"] == [{k: c[k] for k in ("id", "title", "title_en", "due_at", "status")}
-                                 for c in full["clocks"] if c["status"] != "met"] != []
+        assert "withdrawn" in {c["status"] for c in full["clocks"]}
+        for inc_id in (hall_id, port_id):  # only the clocks still owed (the list shows no other)
+            async with s.get(f"{svc.base}/api/v1/incidents/{inc_id}", headers=auth("T_CHIEF")) as r:
+                doc = await r.json()
+            assert next(d for d in rows if d["id"] == inc_id)["clocks"] == [
+                {k: c[k] for k in ("id", "title", "title_en", "due_at", "status")}
+                for c in doc["clocks"] if c["status"] in ("pending", "overdue")]
+        assert any(d["clocks"] for d in rows)
         assert "decision" in full and "timeline" in full and len(json.dumps(row)) * 3 < len(json.dumps(full))
         async with s.get(f"{svc.base}/api/v1/incidents-open", headers=auth("T_AGENCY")) as r:
             assert [d["id"] for d in (await r.json())["incidents"]] == [port_id]

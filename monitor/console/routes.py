@@ -93,13 +93,13 @@ async def whoami(request: web.Request) -> web.Response:
 def row_json(inc: Incident) -> dict:
     """An incident as one row of the console's list: only what ``rowHtml`` in app.js
     reads (the detail view fetches the whole document). A row is ~0.6 KB where the
-    public document is ~3 KB; met clocks are left out, the list shows none."""
+    public document is ~3 KB; only the clocks still owed, the list shows no other."""
     return {"id": inc.id, "status": inc.status, "level": inc.level, "level_name": inc.level_name,
             "category": inc.category, "faults": list(inc.faults), "sites": list(inc.sites),
             "detected_at": iso(inc.detected_at), "updated_at": iso(inc.updated_at) if inc.updated_at else None,
             "drill": inc.drill, "maintenance": inc.maintenance, "recovered": inc.recovered,
             "clocks": [{"id": c.id, "title": c.title, "title_en": c.title_en, "due_at": iso(c.due_at),
-                        "status": c.status} for c in inc.clocks if c.status != "met"]}
+                        "status": c.status} for c in inc.clocks if c.owed]}
 
 
 class OpenCache:
